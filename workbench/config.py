@@ -24,7 +24,13 @@ from sqlalchemy.engine import make_url
 
 from workbench.errors import ConfigError
 
-SECRET_FIELDS = ("api_key", "api_secret", "api_password")
+SECRET_FIELDS = (
+    "api_key",
+    "api_secret",
+    "api_password",
+    "alpaca_api_key",
+    "alpaca_api_secret",
+)
 KEYRING_SERVICE = "trading-workbench"
 
 
@@ -65,6 +71,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
     api_password: SecretStr | None = None
+    alpaca_api_key: SecretStr | None = None
+    alpaca_api_secret: SecretStr | None = None
+    alpaca_paper: bool = Field(True, description="Use Alpaca's paper-trading endpoints.")
 
     @classmethod
     def settings_customise_sources(
@@ -90,13 +99,21 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'workbench.db').resolve()}"
 
     def credentials(self) -> dict[str, str]:
-        """Exchange credentials for ccxt, from the environment or else the keyring."""
+        """Exchange credentials for ccxt (apiKey, secret, password), from env or keyring."""
+        names = {"api_key": "apiKey", "api_secret": "secret", "api_password": "password"}
+        return self._secrets(self.exchange, names)
+
+    def alpaca_credentials(self) -> dict[str, str]:
+        """Alpaca credentials (api_key, secret_key) as alpaca-py's clients name them."""
+        return self._secrets("alpaca", {"alpaca_api_key": "api_key", "alpaca_api_secret": "secret_key"})
+
+    def _secrets(self, service: str, names: dict[str, str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for name, ccxt_name in zip(SECRET_FIELDS, ("apiKey", "secret", "password"), strict=True):
-            secret: SecretStr | None = getattr(self, name)
-            value = secret.get_secret_value() if secret else _keyring_secret(self.exchange, name)
+        for field_name, key in names.items():
+            secret: SecretStr | None = getattr(self, field_name)
+            value = secret.get_secret_value() if secret else _keyring_secret(service, field_name)
             if value:
-                found[ccxt_name] = value
+                found[key] = value
         return found
 
     def dump(self) -> dict[str, Any]:
