@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 import typer
 
 from workbench.errors import WorkbenchError
@@ -14,19 +15,40 @@ app = typer.Typer(
 )
 
 
+@app.command("config")
+def config() -> None:
+    """Show the settings in effect (secrets only say whether they are set)."""
+    from workbench.config import load_settings
+
+    for key, value in load_settings().dump().items():
+        typer.echo(f"{key:16} {value}")
+
+
 def _register() -> None:
-    # Sub-command modules register themselves on import; imported here, not at top, so
-    # that `workbench --help` stays quick and each module stays independent.
+    # Sub-command modules register themselves on import; imported here, not at the top,
+    # so that each stays independent and `workbench --help` lists them all.
     from workbench.cli import data, serve  # noqa: F401
 
 
-def main() -> None:
-    """Entry point: run the app, turning a WorkbenchError into a one-line message and exit 1."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: a WorkbenchError becomes a one-line message and exit status 1."""
     _register()
     try:
-        app(standalone_mode=False)
+        app(args=argv, standalone_mode=False)
     except WorkbenchError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(1) from None
-    except (typer.Exit, typer.Abort) as exc:
-        raise SystemExit(getattr(exc, "exit_code", 1)) from None
+        return 1
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("Aborted.", err=True)
+        return 1
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    raise SystemExit(main())

@@ -184,11 +184,12 @@ def to_funding(frame: pd.DataFrame, *, unit: TimeUnit = "ms") -> pd.DataFrame:
         raise DataFormatError(
             f"Funding rates need a 'funding_rate' column; found {list(frame.columns)}."
         )
-    mark = frame["mark_price"] if "mark_price" in frame.columns else np.nan
+    mark = frame["mark_price"].to_numpy() if "mark_price" in frame.columns else np.nan
     funding = pd.DataFrame(
-        {"funding_rate": frame["funding_rate"].astype("float64"), "mark_price": mark},
-        index=index,
+        {"funding_rate": frame["funding_rate"].to_numpy(), "mark_price": mark}, index=index
     ).astype("float64")
+    if funding["funding_rate"].isna().any():
+        raise DataFormatError("Funding rates hold missing values; every funding time needs a rate.")
     _check_order(funding.index, "Funding rates")
     return funding
 
