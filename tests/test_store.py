@@ -157,3 +157,21 @@ def test_bad_input_changes_nothing(store):
     with pytest.raises(Exception, match="missing column"):
         store.upsert_bars("sim", "BTC/USDT", "1m", broken)
     assert store.list().iloc[0].rows == 10
+
+
+def test_concurrent_writers_queue_instead_of_failing(store_url):
+    """Two processes' worth of writers on one series: every bar lands, none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bars = synthetic_bars(8 * 500)
+    chunks = [bars.iloc[i::8] for i in range(8)]  # interleaved: every write touches shared segments
+    stores = [MarketStore(store_url) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: stores[i % 2].upsert_bars("sim", "BTC/USDT", "1m", chunks[i]), range(8)))
+        back = stores[0].bars("sim", "BTC/USDT", "1m")
+        pd.testing.assert_frame_equal(back, bars, check_freq=False)
+        assert stores[1].list().iloc[0].rows == len(bars)
+    finally:
+        for opened in stores:
+            opened.close()

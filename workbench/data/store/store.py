@@ -84,7 +84,7 @@ class MarketStore:
         parts = seg.split(incoming, seg.segment_span(step))
         with self._write() as conn:
             sid = self._series_id(conn, _bar_kind(price), exchange, symbol, timeframe, create=True)
-            stored = self._segments(conn, sid, list(parts), lock=True)
+            stored = self._segments(conn, sid, list(parts))
             rows, added = [], 0
             for start, new in parts.items():
                 old = stored.get(start)
@@ -247,13 +247,15 @@ class MarketStore:
                 yield conn
 
     def _series_id(self, conn: Connection, kind: str, exchange: str, symbol: str, timeframe: str, *, create: bool = False) -> int | None:
-        key = and_(series.c.kind == kind, series.c.exchange == exchange, series.c.symbol == symbol, series.c.timeframe == timeframe)
-        sid = conn.execute(select(series.c.id).where(key)).scalar()
-        if sid is None and create:
-            sid = conn.execute(
-                series.insert().values(kind=kind, exchange=exchange, symbol=symbol, timeframe=timeframe, rows=0).returning(series.c.id)
-            ).scalar_one()
-        return sid
+        """The series' id; with ``create``, made if missing and locked until the transaction
+        ends, so concurrent writers of one series take turns (SQLite's writers already do)."""
+        key = dict(kind=kind, exchange=exchange, symbol=symbol, timeframe=timeframe)
+        if create:
+            conn.execute(self._insert(series).values(**key, rows=0).on_conflict_do_nothing(index_elements=list(key)))
+        query = select(series.c.id).where(*(series.c[name] == value for name, value in key.items()))
+        if create and self._dialect == "postgresql":
+            query = query.with_for_update()
+        return conn.execute(query).scalar()
 
     def _span(self, exchange: str, symbol: str, timeframe: str) -> tuple[int, int] | None:
         with self._engine.connect() as conn:
@@ -276,23 +278,24 @@ class MarketStore:
         divisors = [tf for tf in stored if is_fixed(tf) and target % timeframe_ms(tf) == 0 and timeframe_ms(tf) < target]
         return max(divisors, key=timeframe_ms, default=None)
 
-    def _segments(self, conn: Connection, sid: int, starts: list[int], *, lock: bool) -> dict[int, seg.Block]:
+    def _segments(self, conn: Connection, sid: int, starts: list[int]) -> dict[int, seg.Block]:
         query = select(bar_segments.c.start_ts, bar_segments.c.rows, bar_segments.c.data).where(
             bar_segments.c.series_id == sid, bar_segments.c.start_ts.in_(starts)
         )
-        if lock and self._dialect == "postgresql":
-            query = query.with_for_update()
         return {start: seg.decode(data, rows) for start, rows, data in conn.execute(query)}
 
     def _upsert(self, conn: Connection, table, rows: list[dict], keys: tuple[str, ...], values: tuple[str, ...]) -> None:
         if not rows:
             return
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        statement = insert(table)
+        statement = self._insert(table)
         statement = statement.on_conflict_do_update(
             index_elements=list(keys), set_={name: statement.excluded[name] for name in values}
         )
         conn.execute(statement, rows)
+
+    def _insert(self, table):
+        """The dialect's INSERT, which knows ON CONFLICT."""
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     def _upsert_rows(self, kind: str, table, exchange: str, symbol: str, rows: list[dict], keys: tuple[str, ...], ts: np.ndarray) -> int:
         with self._write() as conn:
