@@ -85,22 +85,26 @@ def check(
     from workbench.data.files import describe, read_table
     from workbench.data.quality import check_bars
 
-    reports = []
+    rows, reports = [], []
     if paths:
         for path in paths:
             spec = describe(path, timeframe=timeframe, kind="bars")
-            reports.append(check_bars(read_table(path), spec.timeframe, symbol=spec.symbol, unit=unit, outlier_sigma=outlier_sigma))
+            bars = read_table(path)
+            reports.append(check_bars(bars, spec.timeframe, symbol=spec.symbol, unit=unit, outlier_sigma=outlier_sigma))
+            rows.append({"file": path.name})
     else:
         with _store() as store:
-            for row in store.list().itertuples():
-                if row.timeframe:
-                    bars = store.bars(row.exchange, row.symbol, row.timeframe, price=_price(row.kind))
-                    label = f"{row.exchange} {row.symbol}" + ("" if row.kind == "bars" else f" ({row.kind})")
-                    reports.append(check_bars(bars, row.timeframe, symbol=label, outlier_sigma=outlier_sigma))
-    if verbose:
-        for report in reports:
+            for series in store.list().itertuples():
+                if series.timeframe:
+                    bars = store.bars(series.exchange, series.symbol, series.timeframe, price=_price(series.kind))
+                    reports.append(check_bars(bars, series.timeframe, symbol=series.symbol, outlier_sigma=outlier_sigma))
+                    rows.append({"exchange": series.exchange, "kind": series.kind})
+    for row, report in zip(rows, reports):
+        row.update(symbol=report.symbol, timeframe=report.timeframe, rows=report.rows,
+                   missing_bars=report.missing_bars, gaps=len(report.gaps), findings=report.findings(), ok=report.ok)
+        if verbose:
             typer.echo(str(report))
-    _show(pd.DataFrame([r.summary() for r in reports]))
+    _show(pd.DataFrame(rows))
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 

@@ -51,7 +51,7 @@ def import_files(
     """Import files into the store; nothing is written unless every file passes.
 
     Returns one row per file: path, kind, exchange, symbol, timeframe, rows, new rows,
-    missing bars and whether its quality report was clean.
+    missing bars and the quality findings (``check:count``; see :mod:`quality`).
     """
     prepared = [prepare(path, unit=unit, policy=policy, **given) for path in paths]
     results = []
@@ -69,7 +69,9 @@ def import_files(
                 "exchange": spec.exchange, "symbol": spec.symbol, "timeframe": spec.timeframe or "",
                 "rows": len(item.data), "written": new,
                 "missing_bars": item.report.missing_bars if item.report else None,
-                "clean": item.report.ok and item.report.issues.empty if item.report else True,
+                "findings": item.report.findings() if item.report else "",
             }
         )
-    return pd.DataFrame(results)
+    frame = pd.DataFrame(results)
+    frame["missing_bars"] = frame["missing_bars"].astype("Int64")
+    return frame

@@ -68,8 +68,12 @@ class QualityReport:
         hit = self.issues.loc[self.issues.check == check, "count"]
         return int(hit.iloc[0]) if len(hit) else 0
 
+    def findings(self) -> str:
+        """The checks that found something, as ``check:count`` (empty when clean)."""
+        return " ".join(f"{row.check}:{row.count}" for row in self.issues.itertuples())
+
     def summary(self) -> pd.Series:
-        """One line per check with its count, for tables across symbols."""
+        """The report in one row, a column per check, for tables across symbols."""
         counts = {check: self.count(check) for check in CHECKS}
         return pd.Series(
             {"symbol": self.symbol, "timeframe": self.timeframe, "rows": self.rows,
