@@ -175,3 +175,39 @@ def test_concurrent_writers_queue_instead_of_failing(store_url):
     finally:
         for opened in stores:
             opened.close()
+
+
+class FrameSource:
+    """A source serving slices of known bars, recording what it was asked for."""
+
+    name = "frames"
+
+    def __init__(self, frames: dict[str, pd.DataFrame]):
+        self.frames = frames
+        self.calls: list[tuple[str, pd.Timestamp, pd.Timestamp]] = []
+
+    def fetch_ohlcv(self, symbol, timeframe, start, end, *, progress=False):
+        start, end = pd.Timestamp(start, unit="ms", tz="UTC"), pd.Timestamp(end, unit="ms", tz="UTC")
+        self.calls.append((symbol, start, end))
+        return self.frames[symbol].loc[start:end]
+
+
+def test_update_fetches_only_what_each_symbol_is_missing(store):
+    full = {"BTC/USDT": synthetic_bars(1000, seed=1), "ETH/USDT": synthetic_bars(1000, seed=2)}
+    index = full["BTC/USDT"].index
+    store.upsert_bars("frames", "BTC/USDT", "1m", full["BTC/USDT"].iloc[200:600])
+    source = FrameSource(full)
+
+    added = store.update(source, ["BTC/USDT", "ETH/USDT"], "1m", index[0], index[-1])
+
+    assert added == {"BTC/USDT": 600, "ETH/USDT": 1000}
+    assert source.calls == [
+        ("BTC/USDT", index[0], index[199]),   # before the stored span
+        ("BTC/USDT", index[600], index[-1]),  # after it
+        ("ETH/USDT", index[0], index[-1]),    # nothing stored: everything
+    ]
+    for symbol, bars in full.items():
+        pd.testing.assert_frame_equal(store.bars("frames", symbol, "1m"), bars, check_freq=False)
+    source.calls.clear()
+    assert store.update(source, ["BTC/USDT"], "1m", index[0], index[-1]) == {"BTC/USDT": 0}
+    assert source.calls == []  # up to date: nothing fetched
