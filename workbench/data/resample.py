@@ -15,7 +15,8 @@ def resample_bars(bars: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     exchanges align them). Bins with no input bar are left out, never filled; volume of a
     bin whose input volumes are all NaN stays NaN."""
     bars = to_bars(bars)
-    origin = "epoch" if is_fixed(timeframe) and timeframe_ms(timeframe) < 604_800_000 else "start_day"
+    # Intraday bins align to the epoch, as exchanges align them; days and longer to midnight.
+    origin = "epoch" if is_fixed(timeframe) and timeframe_ms(timeframe) < 86_400_000 else "start_day"
     grouped = bars.resample(timeframe_offset(timeframe), label="left", closed="left", origin=origin)
     out = grouped.agg(_AGGREGATION)
     out["volume"] = grouped["volume"].sum(min_count=1)
