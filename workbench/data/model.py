@@ -62,7 +62,7 @@ def to_utc_index(values: object, *, unit: TimeUnit = "ms", what: str = "timestam
         series = pd.Series(values) if not isinstance(values, pd.Series) else values
         if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series):
             found = detect_time_unit(series.to_numpy())
-            if found != unit:
+            if found != unit and len(series):
                 hint = f"they look like {found}" if found else "their magnitude fits no epoch unit"
                 raise DataFormatError(
                     f"The {what} column holds epoch numbers that are not in {unit}: {hint}. "

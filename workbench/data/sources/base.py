@@ -34,6 +34,12 @@ def as_timestamp(value: TimeLike, *, what: str = "time") -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def time_window(start: TimeLike, end: TimeLike) -> tuple[pd.Timestamp | None, pd.Timestamp]:
+    """``start`` and ``end`` as UTC times, the end defaulting to now."""
+    last = as_timestamp(end, what="end")
+    return as_timestamp(start, what="start"), pd.Timestamp.now("UTC") if last is None else last
+
+
 @dataclass(frozen=True, slots=True)
 class BarUpdate:
     """One streamed bar: the forming bar repeats with ``closed=False`` until it closes."""
