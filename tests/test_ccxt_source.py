@@ -347,7 +347,7 @@ def test_from_settings_takes_exchange_keys_and_testnet(isolated_env, monkeypatch
 
     source = CcxtSource.from_settings(load_settings(), market_type="swap")
 
-    assert source.name == "bybit" and source.market_type == "swap"
+    assert source.name == "bybit-testnet" and source.market_type == "swap"  # testnet data keyed apart
     assert (source.exchange.apiKey, source.exchange.secret) == (KEY, SECRET)
     assert source.exchange.isSandboxModeEnabled  # testnet is the default setting
     assert KEY not in repr(source) and SECRET not in repr(source)
