@@ -94,3 +94,26 @@ def test_config_shows_no_secret(cli, monkeypatch):
     monkeypatch.setenv("WORKBENCH_API_SECRET", "PLANTED-secret-value")
     status, out, _ = cli("config")
     assert status == 0 and "api_secret       set" in out and "PLANTED" not in out
+
+
+def test_fetch_from_the_simulated_market_then_only_what_is_missing(cli, isolated_env):
+    args = ("data", "fetch", "BTC/USDT", "ETH/USDT", "--exchange", "sim", "--timeframe", "1h",
+            "--start", "2024-01-01", "--end", "2024-01-03")
+    status, out, err = cli(*args)
+    assert status == 0, err
+    assert stored(isolated_env).rows.tolist() == [49, 49]
+    status, out, _ = cli(*args[:-2], "--end", "2024-01-04")
+    assert status == 0 and out.split() == ["symbol", "new_bars", "BTC/USDT", "24", "ETH/USDT", "24"]
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol", "message"),
+    [
+        ("binanse", "BTC/USDT", "no exchange 'binanse'; did you mean binance"),
+        ("sim", "NOPE/USDT", "NOPE/USDT"),
+    ],
+)
+def test_fetch_refuses_unknown_exchanges_and_symbols(cli, isolated_env, exchange, symbol, message):
+    status, _, err = cli("data", "fetch", symbol, "--exchange", exchange, "--start", "2024-01-01", "--end", "2024-01-02")
+    assert status == 1 and message in err
+    assert stored(isolated_env).empty
