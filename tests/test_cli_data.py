@@ -117,3 +117,8 @@ def test_fetch_refuses_unknown_exchanges_and_symbols(cli, isolated_env, exchange
     status, _, err = cli("data", "fetch", symbol, "--exchange", exchange, "--start", "2024-01-01", "--end", "2024-01-02")
     assert status == 1 and message in err
     assert stored(isolated_env).empty
+
+
+def test_usage_errors_are_short_and_not_tracebacks(cli):
+    status, _, err = cli("nonsense")
+    assert status == 2 and "No such command" in err and "Traceback" not in err

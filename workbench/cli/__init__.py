@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import click
 import typer
 
 from workbench.errors import WorkbenchError
@@ -11,6 +10,7 @@ app = typer.Typer(
     name="workbench",
     help="Trading Workbench: market data, backtests, jobs and the dashboard.",
     no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
@@ -31,21 +31,16 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: a WorkbenchError becomes a one-line message and exit status 1."""
+    """Run the CLI and return its exit status: usage errors are Typer's (status 2), a
+    WorkbenchError becomes a one-line message (status 1), never a traceback."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="workbench")
     except WorkbenchError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         return 1
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        typer.echo("Aborted.", err=True)
-        return 1
+    except SystemExit as exc:  # standalone mode ends every run with one
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
 
