@@ -35,6 +35,7 @@ from workbench.signals.book import (
     liquidity_change,
     liquidity_events,
 )
+from workbench.signals.combine import Combined, SignalAggregator, volatility_rank
 from workbench.signals.orderflow import (
     cvd,
     flow_imbalance,
@@ -53,6 +54,7 @@ from workbench.signals.sessions import (
     session_flags,
     session_label,
 )
+from workbench.signals.signal import Signal, signals_from_frame, signals_to_frame
 from workbench.signals.structure import (
     fair_value_gaps,
     order_blocks,
@@ -61,12 +63,15 @@ from workbench.signals.structure import (
 )
 
 __all__ = [
+    "Combined",
     "EXCHANGE_SESSIONS",
     "KILLZONES",
     "NEW_YORK_KILLZONES",
     "SESSIONS",
     "SessionWindow",
     "Sessions",
+    "Signal",
+    "SignalAggregator",
     "book_imbalance",
     "cvd",
     "depth_within",
@@ -78,9 +83,12 @@ __all__ = [
     "order_blocks",
     "session_flags",
     "session_label",
+    "signals_from_frame",
+    "signals_to_frame",
     "structure_breaks",
     "swings",
     "trade_delta",
     "volume_confirmation",
+    "volatility_rank",
     "volume_delta",
 ]
