@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from workbench.data.store._engine import open_engine, safe_url
+from workbench.data.store.database import Database
 from workbench.jobs.errors import JobRefusedError
 
 STATUSES = ("running", "succeeded", "failed", "timed_out", "refused")
@@ -60,24 +58,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class JobRegistry:
+class JobRegistry(Database):
     """Job runs recorded in the workbench store (SQLite by default, PostgreSQL by URL)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine = open_engine(url)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> JobRegistry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"JobRegistry({safe_url(self.url)!r})"
 
     def start(self, job: str, parameters: dict[str, Any], *, pid: int | None = None) -> int:
         """Record a run of ``job`` as running, held by process ``pid`` (default this one), and
@@ -154,10 +136,3 @@ class JobRegistry:
                     error=f"stale: the runner (pid {row.pid}) died before finishing",
                 )
             )
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            conn = conn.execution_options(sqlite_immediate=True)
-            with conn.begin():
-                yield conn

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from workbench.data import model
 from workbench.data.resample import resample_bars
 from workbench.data.sources.base import TimeLike, as_timestamp
 from workbench.data.store import _segments as seg
-from workbench.data.store._engine import open_engine, safe_url
+from workbench.data.store.database import Database
 from workbench.data.store.schema import bar_segments, funding, series, trades
 from workbench.data.timeframes import is_fixed, timeframe_ms
 from workbench.errors import StoreError
@@ -33,7 +32,7 @@ def _ms(value: TimeLike, default: int) -> int:
     return default if stamp is None else int(stamp.value // 1_000_000)
 
 
-class MarketStore:
+class MarketStore(Database):
     """Market data in SQLite (the embedded default) or PostgreSQL, keyed by
     (exchange, symbol, timeframe, timestamp).
 
@@ -42,29 +41,12 @@ class MarketStore:
     :mod:`workbench.data.model`. The schema is migrated to the newest revision on open.
     """
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._engine: Engine = open_engine(url)
-        self._dialect = self._engine.dialect.name
-
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> MarketStore:
         """The store the settings point at (``data/workbench.db`` by default)."""
         from workbench.config import load_settings
 
         return cls((settings or load_settings()).store_url)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> MarketStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"MarketStore({safe_url(self.url)!r})"
 
     # -- bars ------------------------------------------------------------------------------
 
@@ -238,13 +220,6 @@ class MarketStore:
         return added
 
     # -- internals ------------------------------------------------------------------------
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            conn = conn.execution_options(sqlite_immediate=True)
-            with conn.begin():
-                yield conn
 
     def _series_id(self, conn: Connection, kind: str, exchange: str, symbol: str, timeframe: str, *, create: bool = False) -> int | None:
         """The series' id; with ``create``, made if missing and locked until the transaction
