@@ -38,3 +38,8 @@ class SourceError(WorkbenchError):
 
 class UnknownSymbolError(SourceError):
     """The source does not list the symbol asked for."""
+
+
+class JobRefusedError(WorkbenchError):
+    """A job run was refused before its notebook ran (unknown job, bad or secret-looking
+    parameters, or already running), so nothing was written."""

@@ -5,7 +5,7 @@
 schedules.
 """
 
-from workbench.jobs.errors import JobRefusedError
+from workbench.errors import JobRefusedError
 from workbench.jobs.notebooks import find_jobs
 from workbench.jobs.registry import JobRegistry
 from workbench.jobs.runner import JobRun, run_job

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.jobs.errors import JobRefusedError
+from workbench.errors import JobRefusedError
 
 #: The project's notebooks folder (beside the package in a checkout).
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"

@@ -18,7 +18,7 @@ from typing import Any
 
 import papermill
 
-from workbench.jobs.errors import JobRefusedError
+from workbench.errors import JobRefusedError
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from workbench.data.store.database import Database
-from workbench.jobs.errors import JobRefusedError
+from workbench.errors import JobRefusedError
 
 STATUSES = ("running", "succeeded", "failed", "timed_out", "refused")
 

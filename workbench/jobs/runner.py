@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.config import load_settings
 from workbench.jobs import _process
 from workbench.jobs._report import SecretLeakError, publish
-from workbench.jobs.errors import JobRefusedError
+from workbench.errors import JobRefusedError
 from workbench.jobs.notebooks import job_notebook
 from workbench.jobs.parameters import validate
 from workbench.jobs.registry import JobRegistry

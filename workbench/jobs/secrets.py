@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import SECRET_FIELDS
-from workbench.jobs.errors import JobRefusedError
+from workbench.errors import JobRefusedError
 
 if TYPE_CHECKING:
     from workbench.config import Settings
