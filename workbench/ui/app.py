@@ -1,7 +1,9 @@
 """The dashboard: a Panel template around the workbench's views, built per browser session.
 
 ``create_app()`` runs once per session, so every visitor gets their own market source,
-views and streaming task; each view stops its stream when its session is destroyed.
+views, streaming task and store connection; each view stops its stream when its session is
+destroyed. Its pages are tabs: *Market* (live candles) and *Data health* (the store under
+the settings' data directory).
 Served by ``workbench serve``, or directly with ``panel serve workbench/ui/app.py``.
 """
 
@@ -11,6 +13,7 @@ import panel as pn
 
 from workbench.config import Settings, load_settings
 from workbench.data.sources.simulated import SimulatedMarket
+from workbench.ui.data_health import DataHealth
 from workbench.ui.market_view import MarketView
 
 #: Simulated seconds per wall second in the default market: a new 1m bar every 2 seconds.
@@ -20,13 +23,17 @@ SPEED = 30.0
 def create_app(
     settings: Settings | None = None, *, speed: float = SPEED
 ) -> pn.template.BootstrapTemplate:
-    """The dashboard over the embedded default: a simulated market seeded from the settings."""
+    """The dashboard over the embedded default: a simulated market seeded from the settings,
+    and the health of the settings' store."""
     settings = settings or load_settings()
     market = SimulatedMarket(seed=settings.seed)
-    return pn.template.BootstrapTemplate(
-        title="Trading Workbench",
-        main=[MarketView(market, stream_options={"speed": speed})],
+    pages = pn.Tabs(
+        ("Market", MarketView(market, stream_options={"speed": speed})),
+        ("Data health", DataHealth.from_settings(settings)),
+        dynamic=True,  # a page is drawn when first opened, so the market shows at once
+        sizing_mode="stretch_both",
     )
+    return pn.template.BootstrapTemplate(title="Trading Workbench", main=[pages])
 
 
 if pn.state.served:  # `panel serve workbench/ui/app.py`
