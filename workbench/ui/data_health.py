@@ -146,13 +146,13 @@ class DataHealth(pn.viewable.Viewer):
             self.param.import_path, name="Import files",
             placeholder="a .parquet/.csv file or a folder of them", width=360,
         )
-        button = pn.widgets.Button(label="Import", button_type="primary", align="end")
+        button = pn.widgets.Button(label="Import", color="primary", align="end")
         button.on_click(lambda _: self.import_files())
         return pn.Row(path, button)
 
     def _backfill_controls(self) -> pn.viewable.Viewable:
         button = pn.widgets.Button(
-            label="Backfill", button_type="primary", align="end", disabled=self.param.busy
+            label="Backfill", color="primary", align="end", disabled=self.param.busy
         )
         button.on_click(self._on_backfill)
         return pn.Row(
