@@ -40,6 +40,11 @@ class UnknownSymbolError(SourceError):
     """The source does not list the symbol asked for."""
 
 
+class StrategyError(WorkbenchError):
+    """A strategy raised during a run; the message names the strategy, the bar and the cause
+    (chained), and the run stops rather than carry on from a half-handled bar."""
+
+
 class JobRefusedError(WorkbenchError):
     """A job run was refused before its notebook ran (unknown job, bad or secret-looking
     parameters, or already running), so nothing was written."""

@@ -1,0 +1,1 @@
+"""Backtesting: run a strategy over bars and study the result (stats, trades, plot, report)."""

@@ -1,0 +1,238 @@
+"""``Engine``: one event loop for backtests, paper and live trading.
+
+Per bar, in time order across symbols:
+
+1. funding falling due at or before the bar's open is exchanged on open perpetuals;
+2. the venue matches the symbol's open orders against the bar;
+3. an open perpetual whose liquidation price the bar's mark (or, without mark bars, its
+   own) range reaches is liquidated there;
+4. the strategy's ``on_bar`` runs at the bar's close; orders it places meet later bars.
+
+The loop keeps to Python scalars and lists; the portfolio records a snapshot only when
+something changes (a fill, funding, a liquidation), and the equity curve is rebuilt from
+those snapshots after the run, vectorised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from workbench.engine.context import Context
+from workbench.engine.feed import ReplayFeed
+from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side
+from workbench.engine.order_manager import OrderManager
+from workbench.engine.portfolio import Portfolio
+from workbench.engine.strategy import Bar, EventStrategy
+from workbench.errors import ConfigError, DataFormatError, StrategyError, WorkbenchError
+
+
+class Engine:
+    """Runs a strategy over a feed against a portfolio, an order manager and its venue."""
+
+    def __init__(
+        self,
+        feed: ReplayFeed,
+        strategy: EventStrategy,
+        orders: OrderManager,
+        *,
+        funding: Mapping[str, pd.DataFrame] | None = None,
+        marks: Mapping[str, pd.DataFrame] | None = None,
+    ) -> None:
+        self.feed = feed
+        self.strategy = strategy
+        self.orders = orders
+        self.portfolio: Portfolio = orders.portfolio
+        self.venue = orders.venue
+        self.risk = orders.risk
+        self.rows = dict.fromkeys(feed.symbols, -1)
+        self._event = -1
+        self._funding = _funding_schedules(feed, self.portfolio, funding)
+        self._marks = _mark_ranges(feed, marks or {})
+        self.liquidations: list[tuple[int, str, float]] = []
+        orders.listeners.append(self._on_fill)
+        self.ctx = Context(self)
+
+    def run(self) -> Engine:
+        """Replay every bar of the feed; returns the engine, whose records the caller reads."""
+        feed, portfolio, venue, orders = self.feed, self.portfolio, self.venue, self.orders
+        strategy, ctx, rows, last, books = self.strategy, self.ctx, self.rows, portfolio.last, venue.books
+        margin = {s for s in feed.symbols if portfolio.instruments[s].is_margin}
+        funding, marks = self._funding, self._marks
+        watch = self.risk.watches_equity
+        portfolio.snapshot(-1)
+        self._call(strategy.on_start, None)
+        portfolio.initial_equity = _initial_equity(portfolio, feed)
+        on_bar = strategy.on_bar
+        for k, bar in enumerate(feed.events()):
+            symbol, i, t, o, h, l, c, v, closes = bar
+            self._event = k
+            if funding and symbol in funding:
+                self._pay_funding(symbol, funding[symbol], t, o)
+            if books.get(symbol):
+                orders.now = t
+                venue.on_bar(symbol, t, closes, o, h, l, v)
+            last[symbol] = c
+            if margin and symbol in margin and portfolio.positions[symbol].quantity:
+                self._check_liquidation(symbol, i, marks.get(symbol), l, h, t)
+            rows[symbol] = i
+            orders.now = closes
+            try:
+                on_bar(ctx, bar)
+            except WorkbenchError:
+                raise
+            except Exception as exc:
+                raise StrategyError(
+                    f"{strategy.label} raised {type(exc).__name__} at the {symbol} bar of "
+                    f"{pd.Timestamp(t, tz='UTC')}: {exc}"
+                ) from exc
+            if watch:
+                self.risk.on_equity(closes, portfolio.equity())
+        self._call(strategy.on_stop, None)
+        return self
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _on_fill(self, order: Order, fill: Fill) -> None:
+        self.portfolio.snapshot(self._event)
+        self._call(self.strategy.on_fill, order, fill)
+
+    def _pay_funding(self, symbol: str, schedule: _Funding, t: int, bar_open: float) -> None:
+        while schedule.next < len(schedule.times) and schedule.times[schedule.next] <= t:
+            k = schedule.next
+            schedule.next += 1
+            mark = schedule.marks[k]
+            if math.isnan(mark):
+                mark = bar_open
+            if self.portfolio.apply_funding(symbol, schedule.rates[k], mark, schedule.times[k]):
+                self.portfolio.snapshot(self._event)
+
+    def _check_liquidation(self, symbol: str, row: int, marks: tuple[list, list] | None, low: float, high: float, t: int) -> None:
+        if marks is not None and not math.isnan(marks[0][row]):
+            low, high = marks[0][row], marks[1][row]
+        price = self.portfolio.liquidation_price(symbol)
+        position = self.portfolio.positions[symbol].quantity
+        if math.isnan(price) or (low > price if position > 0 else high < price):
+            return
+        instrument = self.portfolio.instruments[symbol]
+        size = abs(position)
+        tier = instrument.tier(size * self.portfolio.positions[symbol].entry_price)
+        left = max(size * price * tier.rate - tier.amount, 0.0)  # the margin left at LP
+        fee = min(instrument.liquidation_fee * size * price, left)
+        for order in self.orders.open_orders(symbol):
+            self.orders.cancel(order, "cancelled by the liquidation")
+        side = Side.SELL if position > 0 else Side.BUY
+        order = self.orders.submit(symbol, side, size, type=OrderType.MARKET, tag="liquidation")
+        self.venue.cancel(order)
+        order.status, order.filled, order.average_price, order.fees, order.updated = (
+            OrderStatus.FILLED, size, price, fee, t,
+        )
+        order.reason = f"liquidated: the mark reached {price:.6g}"
+        self.liquidations.append((t, symbol, price))
+        fill = Fill(order.id, t, symbol, side, size, price, fee, "liquidation")
+        self.portfolio.apply(fill)
+        self._on_fill(order, fill)
+
+    def _call(self, hook, *args) -> None:
+        try:
+            hook(self.ctx, *args) if args != (None,) else hook(self.ctx)
+        except WorkbenchError:
+            raise
+        except Exception as exc:
+            raise StrategyError(f"{self.strategy.label}.{hook.__name__} raised {type(exc).__name__}: {exc}") from exc
+
+    # -- results ------------------------------------------------------------------------------
+
+    def equity_frame(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Per distinct bar time: equity, cash and exposure (account currency), and each
+        symbol's position -- rebuilt from the snapshots, vectorised."""
+        p, feed = self.portfolio, self.feed
+        events = np.array([s[0] for s in p.snapshots])
+        state = np.searchsorted(events, np.arange(len(feed)), side="right") - 1
+        cash = np.array([s[1] for s in p.snapshots])[state]  # events x currencies
+        quantity = np.array([s[2] for s in p.snapshots])[state]  # events x symbols
+        basis = np.array([s[3] for s in p.snapshots])[state]
+        closes = np.full((len(feed), len(feed.symbols)), np.nan)
+        for j, symbol in enumerate(feed.symbols):
+            at = feed.which == j
+            closes[at, j] = feed.bars[symbol].frame["close"].to_numpy()[feed.rows[at]]
+        closes = pd.DataFrame(closes).ffill().to_numpy()
+        currencies = list(p.cash)
+        rates = np.ones((len(feed), len(currencies)))
+        for c, currency in enumerate(currencies):
+            pair = p._pairs[currency]
+            if pair is not None:
+                column = closes[:, feed.symbols.index(pair[0])]
+                rates[:, c] = 1 / column if pair[1] else column
+        quote = rates[:, [currencies.index(p.instruments[s].quote) for s in feed.symbols]]
+        notional = np.nan_to_num(quantity * closes) * quote
+        cash_total = (cash * rates).sum(axis=1)
+        equity = cash_total + (notional - basis * quote).sum(axis=1)
+        gross = np.abs(notional).sum(axis=1)
+        last = np.r_[np.diff(feed.times) != 0, True]  # the last event of each bar time
+        account = pd.DataFrame(
+            {
+                "equity": equity[last],
+                "cash": cash_total[last],
+                "exposure": (gross / np.where(equity > 0, equity, np.nan))[last],
+            },
+            index=feed.index,
+        )
+        return account, pd.DataFrame(quantity[last], index=feed.index, columns=feed.symbols)
+
+
+class _Funding:
+    __slots__ = ("times", "rates", "marks", "next")
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.times = frame.index.as_unit("ns").asi8.tolist()
+        self.rates = frame["funding_rate"].to_numpy(dtype=np.float64).tolist()
+        marks = frame["mark_price"] if "mark_price" in frame else pd.Series(np.nan, index=frame.index)
+        self.marks = marks.to_numpy(dtype=np.float64).tolist()
+        self.next = 0
+
+
+def _funding_schedules(feed: ReplayFeed, portfolio: Portfolio, funding: Mapping[str, pd.DataFrame] | None) -> dict[str, _Funding]:
+    perps = [s for s in feed.symbols if portfolio.instruments[s].is_margin]
+    if funding is None:
+        if perps:
+            raise ConfigError(
+                f"{perps} are perpetuals: pass funding={{symbol: rates}} (a frame with a "
+                f"funding_rate column, e.g. from MarketStore.funding), or funding=False to "
+                f"ignore funding knowingly."
+            )
+        return {}
+    if funding is False:
+        return {}
+    unknown = set(funding) - set(perps)
+    if unknown:
+        raise ConfigError(f"Funding given for {sorted(unknown)}, which are not perpetuals in this run.")
+    schedules = {}
+    for symbol, frame in funding.items():
+        if "funding_rate" not in frame or not isinstance(frame.index, pd.DatetimeIndex):
+            raise DataFormatError(f"Funding of {symbol} needs a DatetimeIndex and a funding_rate column.")
+        start = feed.bars[symbol].times[0]
+        schedules[symbol] = _Funding(frame[frame.index.as_unit("ns").asi8 > start])
+    return schedules
+
+
+def _mark_ranges(feed: ReplayFeed, marks: Mapping[str, pd.DataFrame]) -> dict[str, tuple[list, list]]:
+    """Mark-price low and high per bar row, NaN where no mark bar has the bar's time."""
+    ranges = {}
+    for symbol, frame in marks.items():
+        if symbol not in feed.bars:
+            raise ConfigError(f"Mark prices given for {symbol!r}, which is not in the data.")
+        bars = feed.bars[symbol]
+        aligned = frame.reindex(bars.frame.index)
+        ranges[symbol] = (aligned["low"].to_numpy().tolist(), aligned["high"].to_numpy().tolist())
+    return ranges
+
+
+def _initial_equity(portfolio: Portfolio, feed: ReplayFeed) -> float:
+    for symbol in feed.symbols:
+        if math.isnan(portfolio.last[symbol]):
+            portfolio.last[symbol] = feed.bars[symbol].frame["open"].iat[0]
+    return portfolio.equity()

@@ -1,0 +1,258 @@
+"""``OrderManager``: the one way orders are made, checked, sent, filled and linked.
+
+It gives every order an id, refuses what cannot be valid (unknown symbol, a limit order
+without a price, a negative quantity), passes the rest through the risk seam, hands it to
+the venue, books fills in the portfolio and keeps the links between orders: a bracket's
+stop-loss and take-profit wait for the entry to fill, then cancel each other (OCO).
+
+Target orders (``target=0.5``: hold half of equity) are sized when they fill, at the
+fill price, so "all in" means exactly what the cash allows after fees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from itertools import count
+
+from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side, TimeInForce
+from workbench.engine.portfolio import Portfolio
+from workbench.engine.risk import RiskManager
+from workbench.engine.venue import SimulatedVenue
+from workbench.errors import ConfigError
+
+_NEEDS = {
+    OrderType.LIMIT: ("limit_price",),
+    OrderType.STOP: ("stop_price",),
+    OrderType.STOP_LIMIT: ("stop_price", "limit_price"),
+    OrderType.TRAILING_STOP: ("trail",),
+}
+
+
+class OrderManager:
+    """Creates orders, applies risk, routes them to the venue and books what fills."""
+
+    def __init__(
+        self, portfolio: Portfolio, venue: SimulatedVenue, risk: RiskManager | None = None, *,
+        leverage: float = 1.0,
+    ) -> None:
+        if not (math.isfinite(leverage) and leverage >= 1):
+            raise ConfigError(f"leverage must be >= 1; got {leverage}.")
+        self.portfolio = portfolio
+        self.venue = venue
+        self.risk = risk or RiskManager()
+        self.leverage = leverage
+        self.orders: dict[int, Order] = {}
+        self.listeners: list[Callable[[Order, Fill], None]] = []
+        self.now = 0  # set by the engine: the time new orders are placed at (ns)
+        self._kids: dict[int, list[Order]] = {}  # a bracket entry's exit orders
+        self._ids = count(1)
+        venue.connect(self._size, self._report)
+
+    # -- the API strategies reach through their context -------------------------------------
+
+    def submit(
+        self,
+        symbol: str,
+        side: Side | str,
+        quantity: float = math.nan,
+        *,
+        type: OrderType | str = OrderType.MARKET,
+        limit_price: float = math.nan,
+        stop_price: float = math.nan,
+        trail: float = math.nan,
+        time_in_force: TimeInForce | str = TimeInForce.GTC,
+        target: float = math.nan,
+        reduce_only: bool = False,
+        stop_loss: float = math.nan,
+        take_profit: float = math.nan,
+        tag: str = "",
+    ) -> Order:
+        """Place an order; returns it (status ``rejected`` with a ``reason`` if refused).
+
+        ``stop_loss`` / ``take_profit`` (prices) make a bracket: exit orders for what the
+        entry fills, cancelling each other when one fills.
+        """
+        order = Order(
+            next(self._ids), symbol, Side(side), OrderType(type), float(quantity), self.now,
+            limit_price=float(limit_price), stop_price=float(stop_price), trail=float(trail),
+            time_in_force=TimeInForce(time_in_force), target=float(target),
+            reduce_only=reduce_only, tag=tag,
+        )
+        self.orders[order.id] = order
+        problem = self._invalid(order)
+        if problem:
+            return self._reject(order, problem)
+        if not self._approve(order):
+            return order
+        exits = self._bracket(order, stop_loss, take_profit)
+        self.venue.submit(order)
+        for child in exits:
+            self.orders[child.id] = child
+        if exits:
+            self._kids[order.id] = exits
+        return order
+
+    def cancel(self, order: Order | int, reason: str = "cancelled by the strategy") -> None:
+        order = self.orders[order] if isinstance(order, int) else order
+        if order.is_open:
+            self.venue.cancel(order)
+            order.status, order.reason, order.updated = OrderStatus.CANCELLED, reason, self.now
+            for child in self._children(order):
+                self.cancel(child, f"parent order {order.id} cancelled")
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def _invalid(self, order: Order) -> str:
+        if order.symbol not in self.portfolio.instruments:
+            return f"unknown symbol {order.symbol!r}; this run trades {sorted(self.portfolio.instruments)}"
+        for name in _NEEDS.get(order.type, ()):
+            value = getattr(order, name)
+            if not (math.isfinite(value) and value > 0):
+                return f"a {order.type.value} order needs a positive {name}; got {value}"
+        if math.isnan(order.target):
+            if not (math.isfinite(order.quantity) and order.quantity > 0):
+                return f"quantity must be a positive number; got {order.quantity}"
+        elif not math.isfinite(order.target):
+            return f"target must be a finite fraction of equity; got {order.target}"
+        return ""
+
+    def _approve(self, order: Order) -> bool:
+        """The pre-trade risk check, on the last price; a resize shrinks the order."""
+        p = self.portfolio
+        price = p.last[order.symbol]
+        if not self.risk.limited:
+            self.risk.decisions.append((self.now, order.id, "approve", order.quantity, "no limits set"))
+            return True
+        if math.isnan(price):
+            return True  # no price yet: checked when it fills
+        change = self._change(order, price)
+        if change == 0.0:
+            return True
+        decision = self.risk.check(
+            time=self.now, order_id=order.id, symbol=order.symbol, position=p.position(order.symbol),
+            change=change, price=price, rate=p.rate(p.instruments[order.symbol].quote),
+            equity=p.equity(), gross=p.gross_exposure(),
+        )
+        if decision.action == "reject":
+            self._reject(order, "; ".join(decision.reasons))
+            return False
+        if decision.action == "resize" and math.isnan(order.target):
+            order.quantity = decision.quantity
+            order.reason = "resized: " + "; ".join(decision.reasons)
+        return True
+
+    def _change(self, order: Order, price: float) -> float:
+        """The signed position change the order asks for at ``price``."""
+        if math.isnan(order.target):
+            return order.side.sign * order.remaining
+        return self.target_change(order.symbol, order.target, price)
+
+    def target_change(self, symbol: str, target: float, price: float) -> float:
+        """The signed change that makes ``symbol``'s position worth ``target`` x equity at ``price``."""
+        p = self.portfolio
+        held = p.position(symbol)
+        if not target:
+            return -held
+        saved, p.last[symbol] = p.last[symbol], price
+        try:
+            equity = p.equity()
+        finally:
+            p.last[symbol] = saved
+        instrument = p.instruments[symbol]
+        wanted = target * equity / (price * p.rate(instrument.quote))
+        return instrument.round_quantity(wanted - held)
+
+    # -- sizing at the fill (called by the venue) ----------------------------------------------
+
+    def _size(self, order: Order, price: float, fee_rate: float) -> tuple[float, str]:
+        p = self.portfolio
+        instrument = p.instruments[order.symbol]
+        held = p.position(order.symbol)
+        sign = order.side.sign
+        if not math.isnan(order.target):
+            change = self.target_change(order.symbol, order.target, price)
+            if change * sign <= 0:
+                return 0.0, "already at the target"
+            quantity = abs(change)
+        else:
+            quantity = order.remaining
+        if order.reduce_only:
+            if held * sign >= 0:
+                return 0.0, "reduce-only: no position left to reduce"
+            quantity = min(quantity, abs(held))
+        if instrument.is_margin:
+            after = abs(held + sign * quantity)
+            room = (p.equity() * self.leverage) / price
+            if after > abs(held) and after > room:
+                if math.isnan(order.target):
+                    return 0.0, f"insufficient margin: {after:.6g} {instrument.base} needs more than {self.leverage:g}x equity"
+                quantity = max(room - abs(held), 0.0) if held * sign >= 0 else abs(held) + room
+        elif sign > 0:
+            cash = p.cash[instrument.quote]
+            afford = max(cash, 0.0) / (price * (1 + fee_rate))
+            if quantity > afford:
+                if math.isnan(order.target):
+                    return 0.0, (
+                        f"insufficient {instrument.quote}: {quantity:.6g} {order.symbol} at {price:.6g} "
+                        f"costs {quantity * price * (1 + fee_rate):.6g}, cash is {cash:.6g}"
+                    )
+                quantity = instrument.round_quantity(afford)
+        elif held - quantity < -1e-12 * quantity and self.leverage <= 1:
+            return 0.0, (
+                f"cannot sell {quantity:.6g} {instrument.base}: {held:.6g} held, and short selling "
+                f"spot needs a margin account (leverage > 1)"
+            )
+        if not math.isnan(order.target):
+            order.quantity = order.filled + quantity
+        return quantity, ""
+
+    def _report(self, order: Order, fill: Fill | None) -> None:
+        if fill is None:
+            for child in self._children(order):
+                self.cancel(child, f"parent order {order.id} {order.status.value}")
+            return
+        self.portfolio.apply(fill)
+        for child in self._children(order):
+            child.quantity = order.filled
+            if child.status is OrderStatus.PENDING:
+                child.status, child.created = OrderStatus.OPEN, fill.time
+                self.venue.submit(child)
+        for sibling_id in order.oco:
+            sibling = self.orders[sibling_id]
+            if order.status is OrderStatus.FILLED:
+                self.cancel(sibling, f"OCO: order {order.id} filled")
+            elif sibling.is_open:
+                sibling.quantity = max(sibling.quantity - fill.quantity, sibling.filled)
+        for listener in self.listeners:
+            listener(order, fill)
+
+    # -- links --------------------------------------------------------------------------------
+
+    def _bracket(self, entry: Order, stop_loss: float, take_profit: float) -> list[Order]:
+        exit_side = Side.SELL if entry.side is Side.BUY else Side.BUY
+        legs = [
+            (OrderType.STOP, {"stop_price": stop_loss}, "stop_loss"),
+            (OrderType.LIMIT, {"limit_price": take_profit}, "take_profit"),
+        ]
+        children = [
+            Order(
+                next(self._ids), entry.symbol, exit_side, kind, 0.0, self.now, reduce_only=True,
+                parent=entry.id, status=OrderStatus.PENDING, tag=tag, **prices,
+            )
+            for kind, prices, tag in legs
+            if math.isfinite(next(iter(prices.values())))
+        ]
+        for child in children:
+            child.oco = [c.id for c in children if c is not child]
+        return children
+
+    def _children(self, order: Order) -> list[Order]:
+        return [o for o in self._kids.get(order.id, ()) if o.is_open]
+
+    def _reject(self, order: Order, reason: str) -> Order:
+        order.status, order.reason, order.updated = OrderStatus.REJECTED, reason, self.now
+        return order

@@ -1,0 +1,115 @@
+"""Strategies as the engine runs them: callbacks per bar and fill.
+
+``EventStrategy`` is the base for strategies that decide bar by bar in Python (stops that
+move, position sizing from the portfolio, several symbols at once). ``TargetTrader`` runs
+any signal :class:`~workbench.strategies.Strategy` on the engine: it trades toward the
+strategy's target position whenever the target changes.
+
+Both are called at a bar's close; orders they place meet the next bar (no look-ahead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import pandas as pd
+import param
+
+from workbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from workbench.engine.context import Context
+    from workbench.engine.orders import Fill, Order
+    from workbench.strategies import Strategy
+
+
+class Bar(NamedTuple):
+    """A closed bar as a strategy sees it; ``row`` is its position in the symbol's history
+    (index arrays from :meth:`Context.indicator` with it), ``time`` its open and
+    ``closes`` its close, in ns."""
+
+    symbol: str
+    row: int
+    time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    closes: int
+
+    @property
+    def timestamp(self) -> pd.Timestamp:
+        return pd.Timestamp(self.time, tz="UTC")
+
+
+class EventStrategy(param.Parameterized):
+    """Subclass and override the hooks you need; declare parameters with ``param``."""
+
+    def on_start(self, ctx: Context) -> None:
+        """Before the first bar: compute indicators (``ctx.indicator``), set up state."""
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        """At each bar's close, for each symbol: read state, place or cancel orders."""
+
+    def on_fill(self, ctx: Context, order: Order, fill: Fill) -> None:
+        """After each fill of one of this strategy's orders."""
+
+    def on_stop(self, ctx: Context) -> None:
+        """After the last bar."""
+
+    @property
+    def label(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.param.values().items() if k != "name")
+        return f"{type(self).__name__}({settings})"
+
+
+class TargetTrader(EventStrategy):
+    """Trades a signal strategy's target (a fraction of equity per symbol, times its
+    weight) on the engine, placing a target order only when the target changes."""
+
+    def __init__(self, strategy: Strategy, weights: Mapping[str, float] | None = None, **params) -> None:
+        super().__init__(**params)
+        self.strategy = strategy
+        self.weights = dict(weights) if weights else None
+        self._targets: dict[str, list[float]] = {}
+        self._held: dict[str, float] = {}
+
+    @property
+    def label(self) -> str:
+        return self.strategy.label
+
+    def on_start(self, ctx: Context) -> None:
+        weights = self.weights or {s: 1.0 / len(ctx.symbols) for s in ctx.symbols}
+        unknown = set(weights) - set(ctx.symbols)
+        if unknown:
+            raise ConfigError(f"weights name symbols not in the data: {sorted(unknown)}.")
+        for symbol in ctx.symbols:
+            target = self.strategy.target(ctx.history(symbol, full=True)).to_numpy()
+            self._targets[symbol] = (np.nan_to_num(target) * weights.get(symbol, 0.0)).tolist()
+            self._held[symbol] = 0.0
+
+    def on_bar(self, ctx: Context, bar: Bar) -> None:
+        target = self._targets[bar.symbol][bar.row]
+        if target != self._held[bar.symbol]:
+            self._held[bar.symbol] = target
+            ctx.order_target(bar.symbol, target)
+
+
+def check_strategy(strategy: object) -> EventStrategy:
+    """An engine strategy from an ``EventStrategy`` or a signal ``Strategy``."""
+    from workbench.strategies import Strategy
+
+    if isinstance(strategy, EventStrategy):
+        return strategy
+    if isinstance(strategy, Strategy):
+        return TargetTrader(strategy)
+    if isinstance(strategy, type) and issubclass(strategy, EventStrategy | Strategy):
+        raise ConfigError(f"Pass a strategy object, e.g. {strategy.__name__}(), not the class.")
+    raise ConfigError(
+        f"A strategy must be a workbench.strategies.Strategy or a workbench.engine.EventStrategy; "
+        f"got {type(strategy).__name__}."
+    )
+
