@@ -102,10 +102,9 @@ class Backtest:
         )
         risk = self.risk if isinstance(self.risk, RiskManager) else RiskManager(self.risk)
         orders = OrderManager(portfolio, venue, risk, leverage=s["leverage"])
-        funding = {} if self.funding is False else self.funding
-        engine = Engine(self.feed, self._engine_strategy, orders, funding=funding, marks=self.marks)
-        if self.funding is False:
-            engine._funding = {}
+        engine = Engine(
+            self.feed, self._engine_strategy, orders, funding=self.funding, marks=self.marks
+        )
         engine.run()
         return _result(self, engine)
 

@@ -6,7 +6,13 @@ the order manager, the risk seam and the portfolio are the same objects througho
 
 from workbench.engine.engine import Engine
 from workbench.engine.feed import ReplayFeed
-from workbench.engine.fills import BookSlippage, FeeSchedule, FixedSlippage, SlippageModel, VolumeSlippage
+from workbench.engine.fills import (
+    BookSlippage,
+    FeeSchedule,
+    FixedSlippage,
+    SlippageModel,
+    VolumeSlippage,
+)
 from workbench.engine.instruments import Instrument, MarginTier
 from workbench.engine.order_manager import OrderManager
 from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side, TimeInForce

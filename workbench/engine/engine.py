@@ -26,7 +26,7 @@ from workbench.engine.feed import ReplayFeed
 from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side
 from workbench.engine.order_manager import OrderManager
 from workbench.engine.portfolio import Portfolio
-from workbench.engine.strategy import Bar, EventStrategy
+from workbench.engine.strategy import EventStrategy
 from workbench.errors import ConfigError, DataFormatError, StrategyError, WorkbenchError
 
 
@@ -39,7 +39,7 @@ class Engine:
         strategy: EventStrategy,
         orders: OrderManager,
         *,
-        funding: Mapping[str, pd.DataFrame] | None = None,
+        funding: Mapping[str, pd.DataFrame] | bool | None = None,
         marks: Mapping[str, pd.DataFrame] | None = None,
     ) -> None:
         self.feed = feed
@@ -59,7 +59,13 @@ class Engine:
     def run(self) -> Engine:
         """Replay every bar of the feed; returns the engine, whose records the caller reads."""
         feed, portfolio, venue, orders = self.feed, self.portfolio, self.venue, self.orders
-        strategy, ctx, rows, last, books = self.strategy, self.ctx, self.rows, portfolio.last, venue.books
+        strategy, ctx, rows, last, books = (
+            self.strategy,
+            self.ctx,
+            self.rows,
+            portfolio.last,
+            venue.books,
+        )
         margin = {s for s in feed.symbols if portfolio.instruments[s].is_margin}
         funding, marks = self._funding, self._marks
         watch = self.risk.watches_equity
@@ -71,7 +77,7 @@ class Engine:
             symbol, i, t, o, h, l, c, v, closes = bar
             self._event = k
             if funding and symbol in funding:
-                self._pay_funding(symbol, funding[symbol], t, o)
+                self._pay_funding(symbol, funding[symbol], t, i, o)
             if books.get(symbol):
                 orders.now = t
                 venue.on_bar(symbol, t, closes, o, h, l, v)
@@ -100,17 +106,28 @@ class Engine:
         self.portfolio.snapshot(self._event)
         self._call(self.strategy.on_fill, order, fill)
 
-    def _pay_funding(self, symbol: str, schedule: _Funding, t: int, bar_open: float) -> None:
+    def _pay_funding(
+        self, symbol: str, schedule: _Funding, t: int, row: int, bar_open: float
+    ) -> None:
+        """Exchange the funding due at or before ``t``, at the funding's own mark price, else
+        the mark bar's open, else the bar's open."""
+        marks = self._marks.get(symbol)
         while schedule.next < len(schedule.times) and schedule.times[schedule.next] <= t:
             k = schedule.next
             schedule.next += 1
             mark = schedule.marks[k]
             if math.isnan(mark):
-                mark = bar_open
+                mark = (
+                    marks[2][row]
+                    if marks is not None and not math.isnan(marks[2][row])
+                    else bar_open
+                )
             if self.portfolio.apply_funding(symbol, schedule.rates[k], mark, schedule.times[k]):
                 self.portfolio.snapshot(self._event)
 
-    def _check_liquidation(self, symbol: str, row: int, marks: tuple[list, list] | None, low: float, high: float, t: int) -> None:
+    def _check_liquidation(
+        self, symbol: str, row: int, marks: tuple[list, ...] | None, low: float, high: float, t: int
+    ) -> None:
         if marks is not None and not math.isnan(marks[0][row]):
             low, high = marks[0][row], marks[1][row]
         price = self.portfolio.liquidation_price(symbol)
@@ -128,7 +145,11 @@ class Engine:
         order = self.orders.submit(symbol, side, size, type=OrderType.MARKET, tag="liquidation")
         self.venue.cancel(order)
         order.status, order.filled, order.average_price, order.fees, order.updated = (
-            OrderStatus.FILLED, size, price, fee, t,
+            OrderStatus.FILLED,
+            size,
+            price,
+            fee,
+            t,
         )
         order.reason = f"liquidated: the mark reached {price:.6g}"
         self.liquidations.append((t, symbol, price))
@@ -142,7 +163,9 @@ class Engine:
         except WorkbenchError:
             raise
         except Exception as exc:
-            raise StrategyError(f"{self.strategy.label}.{hook.__name__} raised {type(exc).__name__}: {exc}") from exc
+            raise StrategyError(
+                f"{self.strategy.label}.{hook.__name__} raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     # -- results ------------------------------------------------------------------------------
 
@@ -190,12 +213,16 @@ class _Funding:
     def __init__(self, frame: pd.DataFrame) -> None:
         self.times = frame.index.as_unit("ns").asi8.tolist()
         self.rates = frame["funding_rate"].to_numpy(dtype=np.float64).tolist()
-        marks = frame["mark_price"] if "mark_price" in frame else pd.Series(np.nan, index=frame.index)
+        marks = (
+            frame["mark_price"] if "mark_price" in frame else pd.Series(np.nan, index=frame.index)
+        )
         self.marks = marks.to_numpy(dtype=np.float64).tolist()
         self.next = 0
 
 
-def _funding_schedules(feed: ReplayFeed, portfolio: Portfolio, funding: Mapping[str, pd.DataFrame] | None) -> dict[str, _Funding]:
+def _funding_schedules(
+    feed: ReplayFeed, portfolio: Portfolio, funding: Mapping[str, pd.DataFrame] | bool | None
+) -> dict[str, _Funding]:
     perps = [s for s in feed.symbols if portfolio.instruments[s].is_margin]
     if funding is None:
         if perps:
@@ -209,25 +236,34 @@ def _funding_schedules(feed: ReplayFeed, portfolio: Portfolio, funding: Mapping[
         return {}
     unknown = set(funding) - set(perps)
     if unknown:
-        raise ConfigError(f"Funding given for {sorted(unknown)}, which are not perpetuals in this run.")
+        raise ConfigError(
+            f"Funding given for {sorted(unknown)}, which are not perpetuals in this run."
+        )
     schedules = {}
     for symbol, frame in funding.items():
         if "funding_rate" not in frame or not isinstance(frame.index, pd.DatetimeIndex):
-            raise DataFormatError(f"Funding of {symbol} needs a DatetimeIndex and a funding_rate column.")
+            raise DataFormatError(
+                f"Funding of {symbol} needs a DatetimeIndex and a funding_rate column."
+            )
         start = feed.bars[symbol].times[0]
         schedules[symbol] = _Funding(frame[frame.index.as_unit("ns").asi8 > start])
     return schedules
 
 
-def _mark_ranges(feed: ReplayFeed, marks: Mapping[str, pd.DataFrame]) -> dict[str, tuple[list, list]]:
-    """Mark-price low and high per bar row, NaN where no mark bar has the bar's time."""
+def _mark_ranges(
+    feed: ReplayFeed, marks: Mapping[str, pd.DataFrame]
+) -> dict[str, tuple[list, list, list]]:
+    """Mark-price low, high and open per bar row, NaN where no mark bar has the bar's time
+    (mark bars must share the traded bars' timeframe)."""
     ranges = {}
     for symbol, frame in marks.items():
         if symbol not in feed.bars:
             raise ConfigError(f"Mark prices given for {symbol!r}, which is not in the data.")
         bars = feed.bars[symbol]
         aligned = frame.reindex(bars.frame.index)
-        ranges[symbol] = (aligned["low"].to_numpy().tolist(), aligned["high"].to_numpy().tolist())
+        ranges[symbol] = tuple(
+            aligned[c].to_numpy(dtype=np.float64).tolist() for c in ("low", "high", "open")
+        )
     return ranges
 
 

@@ -39,12 +39,17 @@ class ReplayFeed:
     """History as bar events: ``feed.events`` gives (symbol number, row) in time order."""
 
     def __init__(
-        self, data: pd.DataFrame | Mapping[str, pd.DataFrame], *, symbol: str = "asset",
+        self,
+        data: pd.DataFrame | Mapping[str, pd.DataFrame],
+        *,
+        symbol: str = "asset",
         timeframe: str | None = None,
     ) -> None:
         frames = {symbol: data} if isinstance(data, pd.DataFrame) else dict(data)
         if not frames:
-            raise DataFormatError("No data: give a bar frame, or a mapping of symbol to bar frames.")
+            raise DataFormatError(
+                "No data: give a bar frame, or a mapping of symbol to bar frames."
+            )
         step = timeframe_ms(timeframe) * 1_000_000 if timeframe else None
         self.symbols: list[str] = list(frames)
         self.bars: dict[str, SymbolBars] = {s: _checked(s, f, step) for s, f in frames.items()}
@@ -58,8 +63,13 @@ class ReplayFeed:
 
     @classmethod
     def from_store(
-        cls, store, exchange: str, symbols: list[str], timeframe: str,
-        start: object = None, end: object = None,
+        cls,
+        store,
+        exchange: str,
+        symbols: list[str],
+        timeframe: str,
+        start: object = None,
+        end: object = None,
     ) -> ReplayFeed:
         """Replay ``symbols`` of ``exchange`` from a :class:`~workbench.data.store.MarketStore`."""
         frames = {s: store.bars(exchange, s, timeframe, start, end) for s in symbols}
@@ -83,7 +93,13 @@ class ReplayFeed:
                     column[at] = bars.frame[name].to_numpy()[rows[at]]
                 times[at], steps[at] = bars.times[rows[at]], bars.timeframe
         names = map(symbols.__getitem__, which.tolist())
-        fields = (names, rows.tolist(), times.tolist(), *(c.tolist() for c in columns), (times + steps).tolist())
+        fields = (
+            names,
+            rows.tolist(),
+            times.tolist(),
+            *(c.tolist() for c in columns),
+            (times + steps).tolist(),
+        )
         return map(functools.partial(tuple.__new__, Bar), zip(*fields, strict=True))
 
     def __len__(self) -> int:
@@ -93,7 +109,9 @@ class ReplayFeed:
     def index(self) -> pd.DatetimeIndex:
         """The distinct bar times of all symbols (UTC), the index of the results."""
         distinct = self.times[np.r_[True, np.diff(self.times) != 0]]  # already sorted
-        return pd.DatetimeIndex(distinct.view("datetime64[ns]"), name="timestamp").tz_localize("UTC")
+        return pd.DatetimeIndex(distinct.view("datetime64[ns]"), name="timestamp").tz_localize(
+            "UTC"
+        )
 
 
 def _checked(symbol: str, frame: pd.DataFrame, step: int | None) -> SymbolBars:
@@ -104,18 +122,26 @@ def _checked(symbol: str, frame: pd.DataFrame, step: int | None) -> SymbolBars:
         raise DataFormatError(f"{what} are empty: there is nothing to run over.")
     missing = [c for c in BAR_COLUMNS if c not in frame.columns]
     if missing:
-        raise DataFormatError(f"{what} lack the column(s) {missing}; bars need {list(BAR_COLUMNS)}.")
+        raise DataFormatError(
+            f"{what} lack the column(s) {missing}; bars need {list(BAR_COLUMNS)}."
+        )
     index = frame.index
     if not isinstance(index, pd.DatetimeIndex):
         raise DataFormatError(
             f"{what} need a DatetimeIndex of bar times; convert with workbench.data.model.to_bars()."
         )
     if index.tz is None:
-        raise DataFormatError(f"{what} have naive times; localise them to UTC (index.tz_localize('UTC')).")
+        raise DataFormatError(
+            f"{what} have naive times; localise them to UTC (index.tz_localize('UTC'))."
+        )
     if not index.is_monotonic_increasing:
-        raise DataFormatError(f"{what} are not in time order; sort them first (frame.sort_index()).")
+        raise DataFormatError(
+            f"{what} are not in time order; sort them first (frame.sort_index())."
+        )
     if index.has_duplicates:
-        raise DataFormatError(f"{what} repeat the time {index[index.duplicated()][0]}; drop the duplicates.")
+        raise DataFormatError(
+            f"{what} repeat the time {index[index.duplicated()][0]}; drop the duplicates."
+        )
     bars = frame[list(BAR_COLUMNS)].astype("float64")
     values = bars.to_numpy()
     bad = ~np.isfinite(values).all(axis=1)
@@ -126,7 +152,9 @@ def _checked(symbol: str, frame: pd.DataFrame, step: int | None) -> SymbolBars:
         )
     prices, volume = values[:, :4], values[:, 4]
     bad = (prices <= 0).any(axis=1) | (volume < 0)
-    bad |= (values[:, 1] < values[:, [0, 2, 3]].max(axis=1)) | (values[:, 2] > values[:, [0, 1, 3]].min(axis=1))
+    bad |= (values[:, 1] < values[:, [0, 2, 3]].max(axis=1)) | (
+        values[:, 2] > values[:, [0, 1, 3]].min(axis=1)
+    )
     if bad.any():
         raise DataFormatError(
             f"{what} are inconsistent at {index[bad.argmax()]}: a non-positive price, negative "
@@ -135,6 +163,8 @@ def _checked(symbol: str, frame: pd.DataFrame, step: int | None) -> SymbolBars:
     times = index.as_unit("ns").asi8.copy()
     if step is None:
         if len(times) < 2:
-            raise DataFormatError(f"{what}: one bar does not say its timeframe; pass timeframe='1m' (or similar).")
+            raise DataFormatError(
+                f"{what}: one bar does not say its timeframe; pass timeframe='1m' (or similar)."
+            )
         step = int(np.median(np.diff(times)))
     return SymbolBars(symbol, bars, times, step)

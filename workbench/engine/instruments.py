@@ -56,7 +56,9 @@ class Instrument:
         """``quantity`` rounded toward zero to the lot size."""
         if self.lot_size <= 0:
             return quantity
-        return math.copysign(math.floor(abs(quantity) / self.lot_size + 1e-9) * self.lot_size, quantity)
+        return math.copysign(
+            math.floor(abs(quantity) / self.lot_size + 1e-9) * self.lot_size, quantity
+        )
 
     @classmethod
     def parse(cls, symbol: str, **terms: Any) -> Instrument:
@@ -65,7 +67,9 @@ class Instrument:
         base, _, rest = symbol.partition("/")
         quote, colon, settle = rest.partition(":")
         if not base or (rest and not quote):
-            raise ConfigError(f"Cannot read the symbol {symbol!r}; write it as ccxt does: BTC/USDT or BTC/USDT:USDT.")
+            raise ConfigError(
+                f"Cannot read the symbol {symbol!r}; write it as ccxt does: BTC/USDT or BTC/USDT:USDT."
+            )
         if colon:
             if settle != quote:
                 raise ConfigError(
@@ -76,7 +80,9 @@ class Instrument:
         return cls(symbol, base, quote or "USD", **terms)
 
     @classmethod
-    def from_ccxt_market(cls, market: Mapping[str, Any], tiers: Sequence[MarginTier] | None = None) -> Instrument:
+    def from_ccxt_market(
+        cls, market: Mapping[str, Any], tiers: Sequence[MarginTier] | None = None
+    ) -> Instrument:
         """An instrument from a ccxt market structure (``exchange.markets[symbol]``).
 
         Binance lists a flat ``maintMarginPercent`` and ``liquidationFee`` in the market's

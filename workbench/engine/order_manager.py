@@ -202,10 +202,14 @@ class OrderManager:
                     )
                 quantity = instrument.round_quantity(afford)
         elif held - quantity < -1e-12 * quantity and self.leverage <= 1:
-            return 0.0, (
+            no_short = (
                 f"cannot sell {quantity:.6g} {instrument.base}: {held:.6g} held, and short selling "
                 f"spot needs a margin account (leverage > 1)"
             )
+            if math.isnan(order.target) or held <= 0:
+                return 0.0, no_short
+            quantity = held  # a target order goes as far as it can: flat
+            order.reason = f"stopped at flat: {no_short}"
         if not math.isnan(order.target):
             order.quantity = order.filled + quantity
         return quantity, ""

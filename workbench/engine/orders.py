@@ -49,7 +49,9 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"
 
 
-DONE = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+DONE = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
 
 
 @dataclass(slots=True, eq=False)

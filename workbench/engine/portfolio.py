@@ -80,9 +80,13 @@ class Portfolio:
         balances = {self.currency: float(cash)} if isinstance(cash, int | float) else dict(cash)
         for name, amount in balances.items():
             if not math.isfinite(amount) or amount < 0:
-                raise ConfigError(f"Starting cash must be a finite amount >= 0; got {name} {amount}.")
+                raise ConfigError(
+                    f"Starting cash must be a finite amount >= 0; got {name} {amount}."
+                )
         if sum(balances.values()) <= 0:
-            raise ConfigError("Starting cash must be positive: a portfolio with nothing cannot trade.")
+            raise ConfigError(
+                "Starting cash must be positive: a portfolio with nothing cannot trade."
+            )
         currencies = set(balances) | {i.quote for i in self.instruments.values()}
         self.cash: dict[str, float] = {c: float(balances.get(c, 0.0)) for c in sorted(currencies)}
         self._pairs = {c: self._pair_for(c) for c in self.cash}
@@ -93,7 +97,9 @@ class Portfolio:
         self.fills: list[Fill] = []
         self._open: dict[str, _OpenTrade] = {}
         self.symbols = list(self.instruments)
-        self.snapshots: list[tuple[int, tuple[float, ...], tuple[float, ...], tuple[float, ...]]] = []
+        self.snapshots: list[
+            tuple[int, tuple[float, ...], tuple[float, ...], tuple[float, ...]]
+        ] = []
         self.initial_equity = math.nan
         self._one_currency = list(self.cash) == [self.currency]
         self._margin = {s: i.is_margin for s, i in self.instruments.items()}
@@ -206,7 +212,12 @@ class Portfolio:
         size = abs(p.quantity)
         others_margin = others_pnl = 0.0
         for s, other in self.positions.items():
-            if s != symbol and other.quantity and self.instruments[s].is_margin and self.instruments[s].quote == instrument.quote:
+            if (
+                s != symbol
+                and other.quantity
+                and self.instruments[s].is_margin
+                and self.instruments[s].quote == instrument.quote
+            ):
                 others_margin += self._maintenance(s, self.last[s])
                 others_pnl += self.value(s)
         tier = instrument.tier(size * p.entry_price)
@@ -224,7 +235,12 @@ class Portfolio:
             event,
             tuple(self.cash.values()),
             tuple([p.quantity for p in held]),
-            tuple([p.quantity * p.entry_price if margin else 0.0 for p, margin in zip(held, self._margin_list)]),
+            tuple(
+                [
+                    p.quantity * p.entry_price if margin else 0.0
+                    for p, margin in zip(held, self._margin_list)
+                ]
+            ),
         )
         if self.snapshots and self.snapshots[-1][0] == event:
             self.snapshots[-1] = entry
@@ -266,7 +282,18 @@ class Portfolio:
             funding = trade.funding * share
             pnl = trade.side * closed * (fill.price - trade.entry_price) - fees + funding
             self.trades.append(
-                (fill.symbol, trade.side, closed, trade.entry_time, trade.entry_price, fill.time, fill.price, fees, funding, pnl)
+                (
+                    fill.symbol,
+                    trade.side,
+                    closed,
+                    trade.entry_time,
+                    trade.entry_price,
+                    fill.time,
+                    fill.price,
+                    fees,
+                    funding,
+                    pnl,
+                )
             )
             trade.quantity -= closed
             trade.fees -= trade.fees * share
@@ -279,10 +306,14 @@ class Portfolio:
         if remaining <= 1e-12 * fill.quantity:
             return
         if trade is None:
-            self._open[fill.symbol] = _OpenTrade(side, remaining, fill.time, fill.price, fee_left, 0.0)
+            self._open[fill.symbol] = _OpenTrade(
+                side, remaining, fill.time, fill.price, fee_left, 0.0
+            )
         else:
             total = trade.quantity + remaining
-            trade.entry_price = (trade.quantity * trade.entry_price + remaining * fill.price) / total
+            trade.entry_price = (
+                trade.quantity * trade.entry_price + remaining * fill.price
+            ) / total
             trade.quantity = total
             trade.fees += fee_left
 
@@ -291,5 +322,18 @@ class Portfolio:
         rows = []
         for symbol, t in self._open.items():
             pnl = t.side * t.quantity * (self.last[symbol] - t.entry_price) - t.fees + t.funding
-            rows.append((symbol, t.side, t.quantity, t.entry_time, t.entry_price, None, math.nan, t.fees, t.funding, pnl))
+            rows.append(
+                (
+                    symbol,
+                    t.side,
+                    t.quantity,
+                    t.entry_time,
+                    t.entry_price,
+                    None,
+                    math.nan,
+                    t.fees,
+                    t.funding,
+                    pnl,
+                )
+            )
         return rows

@@ -70,7 +70,9 @@ class TargetTrader(EventStrategy):
     """Trades a signal strategy's target (a fraction of equity per symbol, times its
     weight) on the engine, placing a target order only when the target changes."""
 
-    def __init__(self, strategy: Strategy, weights: Mapping[str, float] | None = None, **params) -> None:
+    def __init__(
+        self, strategy: Strategy, weights: Mapping[str, float] | None = None, **params
+    ) -> None:
         super().__init__(**params)
         self.strategy = strategy
         self.weights = dict(weights) if weights else None
@@ -112,4 +114,3 @@ def check_strategy(strategy: object) -> EventStrategy:
         f"A strategy must be a workbench.strategies.Strategy or a workbench.engine.EventStrategy; "
         f"got {type(strategy).__name__}."
     )
-
