@@ -46,6 +46,8 @@ class Backtest:
     allows margin and spot shorts. ``risk``: :class:`RiskLimits` or a :class:`RiskManager`.
     ``funding``/``marks``: per perpetual symbol, funding rates and mark-price bars.
     ``weights``: the share of equity a signal strategy trades per symbol (default equal).
+    ``start``: trade from this time on; the bars before it only warm the indicators up
+    (walk-forward windows use it), and the results begin there.
     """
 
     def __init__(
@@ -66,8 +68,14 @@ class Backtest:
         instruments: Mapping[str, Instrument] | None = None,
         weights: Mapping[str, float] | None = None,
         symbol: str = "asset",
+        start: object = None,
     ) -> None:
         self.feed = ReplayFeed(data, symbol=symbol)
+        self.start = None if start is None else _utc(start)
+        if self.start is not None and not self.feed.index[0] <= self.start <= self.feed.index[-1]:
+            raise ConfigError(
+                f"start={self.start} lies outside the data ({self.feed.index[0]} to {self.feed.index[-1]})."
+            )
         given = dict(instruments or {})
         self.instruments = {s: given.get(s) or Instrument.parse(s) for s in self.feed.symbols}
         self.strategy = strategy
@@ -103,7 +111,12 @@ class Backtest:
         risk = self.risk if isinstance(self.risk, RiskManager) else RiskManager(self.risk)
         orders = OrderManager(portfolio, venue, risk, leverage=s["leverage"])
         engine = Engine(
-            self.feed, self._engine_strategy, orders, funding=self.funding, marks=self.marks
+            self.feed,
+            self._engine_strategy,
+            orders,
+            funding=self.funding,
+            marks=self.marks,
+            start=None if self.start is None else self.start.value,
         )
         engine.run()
         return _result(self, engine)
@@ -156,6 +169,8 @@ class BacktestResult:
 def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
     portfolio, feed = engine.portfolio, engine.feed
     account, positions = engine.equity_frame()
+    if backtest.start is not None:
+        account, positions = account.loc[backtest.start :], positions.loc[backtest.start :]
     last_time = int(feed.times[-1])
     trades = _trades(portfolio.trades + portfolio.open_trades(), last_time)
     fills = _frame(
@@ -203,6 +218,11 @@ def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
         settings=dict(backtest.settings),
         decisions=decisions,
     )
+
+
+def _utc(time: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(time)
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
 
 
 def _trades(rows: list[tuple], last_time: int) -> pd.DataFrame:

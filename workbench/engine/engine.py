@@ -41,8 +41,10 @@ class Engine:
         *,
         funding: Mapping[str, pd.DataFrame] | bool | None = None,
         marks: Mapping[str, pd.DataFrame] | None = None,
+        start: int | None = None,
     ) -> None:
         self.feed = feed
+        self.start = start if start is not None else -(2**63)  # ns: earlier bars only warm up
         self.strategy = strategy
         self.orders = orders
         self.portfolio: Portfolio = orders.portfolio
@@ -73,8 +75,12 @@ class Engine:
         self._call(strategy.on_start, None)
         portfolio.initial_equity = _initial_equity(portfolio, feed)
         on_bar = strategy.on_bar
+        start = self.start
         for k, bar in enumerate(feed.events()):
             symbol, i, t, o, h, l, c, v, closes = bar
+            if t < start:  # warm-up: the strategy's indicators see it, nothing trades
+                last[symbol], rows[symbol] = c, i
+                continue
             self._event = k
             if funding and symbol in funding:
                 self._pay_funding(symbol, funding[symbol], t, i, o)
