@@ -25,6 +25,7 @@ from workbench.engine import (
     Engine, FeeSchedule, Instrument, OrderManager, Portfolio, ReplayFeed, RiskLimits,
     RiskManager, SimulatedVenue, SlippageModel,
 )  # fmt: skip
+from workbench.engine.orders import ORDER_COLUMNS, Order
 from workbench.engine.portfolio import FUNDING_FIELDS, TRADE_FIELDS
 from workbench.engine.strategy import EventStrategy, TargetTrader, check_strategy
 from workbench.errors import ConfigError
@@ -181,9 +182,7 @@ def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
         ("order_id", "time", "symbol", "side", "quantity", "price", "fee", "liquidity"),
         times=("time",),
     )
-    orders = _frame(
-        [o.record() for o in engine.orders.orders.values()], None, times=("created", "updated")
-    )
+    orders = _orders(list(engine.orders.orders.values()))
     funding = _frame(portfolio.funding, FUNDING_FIELDS, times=("time",))
     decisions = _frame(
         engine.risk.decisions,
@@ -244,6 +243,17 @@ def _trades(rows: list[tuple], last_time: int) -> pd.DataFrame:
         ["entry_time", "exit_time"], kind="stable", na_position="last"
     ).reset_index(drop=True)
     return frame.astype({"quantity": "float64", "entry_price": "float64", "exit_price": "float64"})
+
+
+def _orders(orders: list[Order]) -> pd.DataFrame:
+    """One row per order, built column by column (runs can place hundreds of thousands)."""
+    frame = pd.DataFrame({name: [getattr(o, name) for o in orders] for name in ORDER_COLUMNS})
+    for name in ("side", "type", "time_in_force", "status"):
+        frame[name] = frame[name].astype("str")
+    frame["average_price"] = frame["average_price"].where(frame["filled"] > 0)
+    for name in ("created", "updated"):
+        frame[name] = _times(frame[name])
+    return frame
 
 
 def _frame(rows: list, columns: tuple[str, ...] | None, *, times: tuple[str, ...]) -> pd.DataFrame:

@@ -15,8 +15,9 @@ those snapshots after the run, vectorised.
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from workbench.engine.feed import ReplayFeed
 from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side
 from workbench.engine.order_manager import OrderManager
 from workbench.engine.portfolio import Portfolio
-from workbench.engine.strategy import EventStrategy
+from workbench.engine.strategy import Bar, EventStrategy
 from workbench.errors import ConfigError, DataFormatError, StrategyError, WorkbenchError
 
 
@@ -51,7 +52,6 @@ class Engine:
         self.venue = orders.venue
         self.risk = orders.risk
         self.rows = dict.fromkeys(feed.symbols, -1)
-        self._event = -1
         self._funding = _funding_schedules(feed, self.portfolio, funding)
         self._marks = _mark_ranges(feed, marks or {})
         self.liquidations: list[tuple[int, str, float]] = []
@@ -60,35 +60,44 @@ class Engine:
 
     def run(self) -> Engine:
         """Replay every bar of the feed; returns the engine, whose records the caller reads."""
-        feed, portfolio, venue, orders = self.feed, self.portfolio, self.venue, self.orders
-        strategy, ctx, rows, last, books = (
-            self.strategy,
+        portfolio = self.portfolio
+        portfolio.snapshot(-(2**63))
+        self._call(self.strategy.on_start, None)
+        portfolio.initial_equity = _initial_equity(portfolio, self.feed)
+        events = self.feed.events()
+        gc.freeze()  # spare the collector re-scanning millions of bar values on every pass
+        try:
+            self._loop(events)
+        finally:
+            gc.unfreeze()
+        self._call(self.strategy.on_stop, None)
+        return self
+
+    def _loop(self, events: Iterator[Bar]) -> None:
+        portfolio, venue, orders, ctx, rows = (
+            self.portfolio,
+            self.venue,
+            self.orders,
             self.ctx,
             self.rows,
-            portfolio.last,
-            venue.books,
         )
-        margin = {s for s in feed.symbols if portfolio.instruments[s].is_margin}
-        funding, marks = self._funding, self._marks
-        watch = self.risk.watches_equity
-        portfolio.snapshot(-1)
-        self._call(strategy.on_start, None)
-        portfolio.initial_equity = _initial_equity(portfolio, feed)
-        on_bar = strategy.on_bar
-        start = self.start
-        for k, bar in enumerate(feed.events()):
+        last, books, positions = portfolio.last, venue.books, portfolio.positions
+        margin = {s for s in self.feed.symbols if portfolio.instruments[s].is_margin}
+        funding, marks, start = self._funding, self._marks, self.start
+        watch = self.risk if self.risk.watches_equity else None
+        on_bar = self.strategy.on_bar
+        for bar in events:
             symbol, i, t, o, h, l, c, v, closes = bar
             if t < start:  # warm-up: the strategy's indicators see it, nothing trades
                 last[symbol], rows[symbol] = c, i
                 continue
-            self._event = k
             if funding and symbol in funding:
                 self._pay_funding(symbol, funding[symbol], t, i, o)
-            if books.get(symbol):
+            if books and symbol in books:
                 orders.now = t
                 venue.on_bar(symbol, t, closes, o, h, l, v)
             last[symbol] = c
-            if margin and symbol in margin and portfolio.positions[symbol].quantity:
+            if margin and symbol in margin and positions[symbol].quantity:
                 self._check_liquidation(symbol, i, marks.get(symbol), l, h, t)
             rows[symbol] = i
             orders.now = closes
@@ -98,18 +107,16 @@ class Engine:
                 raise
             except Exception as exc:
                 raise StrategyError(
-                    f"{strategy.label} raised {type(exc).__name__} at the {symbol} bar of "
+                    f"{self.strategy.label} raised {type(exc).__name__} at the {symbol} bar of "
                     f"{pd.Timestamp(t, tz='UTC')}: {exc}"
                 ) from exc
-            if watch:
-                self.risk.on_equity(closes, portfolio.equity())
-        self._call(strategy.on_stop, None)
-        return self
+            if watch is not None:
+                watch.on_equity(closes, portfolio.equity())
 
     # -- events -------------------------------------------------------------------------------
 
     def _on_fill(self, order: Order, fill: Fill) -> None:
-        self.portfolio.snapshot(self._event)
+        self.portfolio.snapshot(fill.time)
         self._call(self.strategy.on_fill, order, fill)
 
     def _pay_funding(
@@ -129,7 +136,7 @@ class Engine:
                     else bar_open
                 )
             if self.portfolio.apply_funding(symbol, schedule.rates[k], mark, schedule.times[k]):
-                self.portfolio.snapshot(self._event)
+                self.portfolio.snapshot(t)
 
     def _check_liquidation(
         self, symbol: str, row: int, marks: tuple[list, ...] | None, low: float, high: float, t: int
@@ -179,16 +186,21 @@ class Engine:
         """Per distinct bar time: equity, cash and exposure (account currency), and each
         symbol's position -- rebuilt from the snapshots, vectorised."""
         p, feed = self.portfolio, self.feed
-        events = np.array([s[0] for s in p.snapshots])
-        state = np.searchsorted(events, np.arange(len(feed)), side="right") - 1
+        stamps = np.array([s[0] for s in p.snapshots], dtype=np.int64)
+        state = (
+            np.searchsorted(stamps, feed.times, side="right") - 1
+        )  # the state after each bar's time
         cash = np.array([s[1] for s in p.snapshots])[state]  # events x currencies
         quantity = np.array([s[2] for s in p.snapshots])[state]  # events x symbols
         basis = np.array([s[3] for s in p.snapshots])[state]
-        closes = np.full((len(feed), len(feed.symbols)), np.nan)
-        for j, symbol in enumerate(feed.symbols):
-            at = feed.which == j
-            closes[at, j] = feed.bars[symbol].frame["close"].to_numpy()[feed.rows[at]]
-        closes = pd.DataFrame(closes).ffill().to_numpy()
+        if len(feed.symbols) == 1:
+            closes = feed.bars[feed.symbols[0]].frame["close"].to_numpy()[:, None]
+        else:  # each symbol's last close at every event, carried over the others' bars
+            closes = np.full((len(feed), len(feed.symbols)), np.nan)
+            for j, symbol in enumerate(feed.symbols):
+                at = feed.which == j
+                closes[at, j] = feed.bars[symbol].frame["close"].to_numpy()[feed.rows[at]]
+            closes = pd.DataFrame(closes).ffill().to_numpy()
         currencies = list(p.cash)
         rates = np.ones((len(feed), len(currencies)))
         for c, currency in enumerate(currencies):

@@ -23,18 +23,18 @@ from workbench.errors import ConfigError
 @dataclass(frozen=True)
 class FeeSchedule:
     """Fee rates as fractions of the traded value: ``maker`` for resting limit orders that
-    fill, ``taker`` for everything that takes liquidity."""
+    fill (negative: a rebate), ``taker`` for everything that takes liquidity (>= 0)."""
 
     maker: float = 0.0
     taker: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("maker", "taker"):
+        for name, lowest in (("maker", -0.01), ("taker", 0.0)):
             rate = getattr(self, name)
-            if not (math.isfinite(rate) and -0.01 <= rate < 0.1):
+            if not (math.isfinite(rate) and lowest <= rate < 0.1):
                 raise ConfigError(
                     f"The {name} fee {rate} is not a fraction of the traded value; 0.1% is 0.001 "
-                    f"(rebates down to -1% are allowed)."
+                    f"(only maker fees may be negative, as rebates down to -1%)."
                 )
 
     @classmethod
@@ -73,6 +73,10 @@ class VolumeSlippage(SlippageModel):
 
     impact: float = 0.1
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.impact) and self.impact >= 0):
+            raise ConfigError(f"VolumeSlippage impact must be a number >= 0; got {self.impact}.")
+
     def fill(self, side: Side, price: float, quantity: float, volume: float, time: int) -> tuple[float, float]:
         share = quantity / volume if volume > 0 else 1.0
         return price * (1 + side.sign * self.impact * math.sqrt(share)), quantity
@@ -80,11 +84,19 @@ class VolumeSlippage(SlippageModel):
 
 class BookSlippage(SlippageModel):
     """Walk the L2 book recorded nearest before the fill: the price is the average over
-    the levels consumed, and the quantity is limited to the depth shown."""
+    the levels consumed, and the quantity is limited to the depth shown. The books are of
+    one symbol; give a mapping ``{symbol: BookSlippage(books)}`` for several."""
 
     def __init__(self, books: Sequence[OrderBook]) -> None:
         if not books:
             raise ConfigError("BookSlippage needs at least one order book snapshot.")
+        symbols = sorted({b.symbol for b in books})
+        if len(symbols) > 1:
+            raise ConfigError(
+                f"BookSlippage got order books of {symbols}; give one per symbol: "
+                f"slippage={{symbol: BookSlippage(books), ...}}."
+            )
+        self.symbol = symbols[0]
         self.books = sorted(books, key=lambda b: b.timestamp)
         self._times = [b.timestamp.value for b in self.books]
 
@@ -112,4 +124,10 @@ def slippage_model(
         return slippage
     if isinstance(slippage, Mapping):
         return slippage_model(slippage.get(symbol, 0.0), symbol)
-    return FixedSlippage(float(slippage))
+    try:
+        bps = float(slippage)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"slippage must be basis points or a SlippageModel; got {type(slippage).__name__} {slippage!r}."
+        ) from None
+    return FixedSlippage(bps)

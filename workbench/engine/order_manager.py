@@ -46,6 +46,8 @@ class OrderManager:
         self.listeners: list[Callable[[Order, Fill], None]] = []
         self.now = 0  # set by the engine: the time new orders are placed at (ns)
         self._kids: dict[int, list[Order]] = {}  # a bracket entry's exit orders
+        self._caps: dict[int, float] = {}  # target orders the risk seam resized: most they may fill
+        self._unchecked: set[int] = set()  # placed before any price: risk-checked when they fill
         self._ids = count(1)
         venue.connect(self._size, self._report)
 
@@ -80,7 +82,7 @@ class OrderManager:
             reduce_only=reduce_only, tag=tag,
         )
         self.orders[order.id] = order
-        problem = self._invalid(order)
+        problem = self._invalid(order) or _bad_bracket(order.side, stop_loss, take_profit)
         if problem:
             return self._reject(order, problem)
         if not self._approve(order):
@@ -99,7 +101,8 @@ class OrderManager:
             self.venue.cancel(order)
             order.status, order.reason, order.updated = OrderStatus.CANCELLED, reason, self.now
             for child in self._children(order):
-                self.cancel(child, f"parent order {order.id} cancelled")
+                if child.status is OrderStatus.PENDING:  # exits of a filled part stay, to protect it
+                    self.cancel(child, f"parent order {order.id} cancelled")
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
@@ -128,22 +131,35 @@ class OrderManager:
             self.risk.decisions.append((self.now, order.id, "approve", order.quantity, "no limits set"))
             return True
         if math.isnan(price):
-            return True  # no price yet: checked when it fills
+            self._unchecked.add(order.id)  # no price yet (on_start): checked when it fills
+            return True
+        refused = self._check(order, price)
+        if refused:
+            self._reject(order, refused)
+            return False
+        return True
+
+    def _check(self, order: Order, price: float) -> str:
+        """Pass ``order`` through the risk seam at ``price``; a resize shrinks it (a target
+        order gets a cap on what it may fill). Returns the reasons of a rejection, or ""."""
+        p = self.portfolio
         change = self._change(order, price)
         if change == 0.0:
-            return True
+            return ""
         decision = self.risk.check(
             time=self.now, order_id=order.id, symbol=order.symbol, position=p.position(order.symbol),
             change=change, price=price, rate=p.rate(p.instruments[order.symbol].quote),
             equity=p.equity(), gross=p.gross_exposure(),
         )
         if decision.action == "reject":
-            self._reject(order, "; ".join(decision.reasons))
-            return False
-        if decision.action == "resize" and math.isnan(order.target):
-            order.quantity = decision.quantity
+            return "; ".join(decision.reasons)
+        if decision.action == "resize":
+            if math.isnan(order.target):
+                order.quantity = order.filled + decision.quantity
+            else:
+                self._caps[order.id] = decision.quantity
             order.reason = "resized: " + "; ".join(decision.reasons)
-        return True
+        return ""
 
     def _change(self, order: Order, price: float) -> float:
         """The signed position change the order asks for at ``price``."""
@@ -170,6 +186,11 @@ class OrderManager:
 
     def _size(self, order: Order, price: float, fee_rate: float) -> tuple[float, str]:
         p = self.portfolio
+        if order.id in self._unchecked:
+            self._unchecked.discard(order.id)
+            refused = self._check(order, price)
+            if refused:
+                return 0.0, refused
         instrument = p.instruments[order.symbol]
         held = p.position(order.symbol)
         sign = order.side.sign
@@ -177,14 +198,16 @@ class OrderManager:
             change = self.target_change(order.symbol, order.target, price)
             if change * sign <= 0:
                 return 0.0, "already at the target"
-            quantity = abs(change)
+            quantity = min(abs(change), self._caps.get(order.id, math.inf) - order.filled)
+            if quantity <= 0:
+                return 0.0, "the risk limit's cap is filled"
         else:
             quantity = order.remaining
         if order.reduce_only:
             if held * sign >= 0:
                 return 0.0, "reduce-only: no position left to reduce"
             quantity = min(quantity, abs(held))
-        if instrument.is_margin:
+        if instrument.is_margin or (sign < 0 and self.leverage > 1):  # incl. spot shorts on margin
             after = abs(held + sign * quantity)
             room = (p.equity() * self.leverage) / price
             if after > abs(held) and after > room:
@@ -217,7 +240,8 @@ class OrderManager:
     def _report(self, order: Order, fill: Fill | None) -> None:
         if fill is None:
             for child in self._children(order):
-                self.cancel(child, f"parent order {order.id} {order.status.value}")
+                if child.status is OrderStatus.PENDING:  # exits of a filled part stay, to protect it
+                    self.cancel(child, f"parent order {order.id} {order.status.value}")
             return
         self.portfolio.apply(fill)
         for child in self._children(order):
@@ -260,3 +284,15 @@ class OrderManager:
     def _reject(self, order: Order, reason: str) -> Order:
         order.status, order.reason, order.updated = OrderStatus.REJECTED, reason, self.now
         return order
+
+
+def _bad_bracket(side: Side, stop_loss: float, take_profit: float) -> str:
+    """Why a bracket's exit prices cannot be right ("" when they can)."""
+    for name, price in (("stop_loss", stop_loss), ("take_profit", take_profit)):
+        if not math.isnan(price) and not (math.isfinite(price) and price > 0):
+            return f"a bracket's {name} must be a positive price; got {price}"
+    if side is Side.BUY and stop_loss >= take_profit:
+        return f"a buy's stop_loss ({stop_loss:g}) must be below its take_profit ({take_profit:g})"
+    if side is Side.SELL and stop_loss <= take_profit:
+        return f"a sell's stop_loss ({stop_loss:g}) must be above its take_profit ({take_profit:g})"
+    return ""

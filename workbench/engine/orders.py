@@ -49,6 +49,12 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"
 
 
+ORDER_COLUMNS = (
+    "id", "symbol", "side", "type", "quantity", "limit_price", "stop_price", "time_in_force",
+    "status", "filled", "average_price", "fees", "created", "updated", "tag", "reason",
+)  # fmt: skip
+"""The columns of ``BacktestResult.orders``, each an :class:`Order` field."""
+
 DONE = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
 )
@@ -94,27 +100,6 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status not in DONE
-
-    def record(self) -> dict[str, object]:
-        """The order as one row of ``BacktestResult.orders``."""
-        return {
-            "id": self.id,
-            "symbol": self.symbol,
-            "side": self.side.value,
-            "type": self.type.value,
-            "quantity": self.quantity,
-            "limit_price": self.limit_price,
-            "stop_price": self.stop_price,
-            "time_in_force": self.time_in_force.value,
-            "status": self.status.value,
-            "filled": self.filled,
-            "average_price": self.average_price if self.filled else math.nan,
-            "fees": self.fees,
-            "created": self.created,
-            "updated": self.updated,
-            "tag": self.tag,
-            "reason": self.reason,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,13 +226,13 @@ class Portfolio:
         price = numerator / (size * tier.rate - side * size)
         return price if price > 0 else math.nan
 
-    def snapshot(self, event: int) -> None:
-        """Record the state after ``event`` (a position in the engine's timeline): cash per
-        currency, quantity per symbol, and per symbol the entry value a perpetual's P&L is
-        measured from (0 for spot, whose holding is worth quantity x price)."""
+    def snapshot(self, time: int) -> None:
+        """Record the state after a change at ``time`` (ns): cash per currency, quantity per
+        symbol, and per symbol the entry value a perpetual's P&L is measured from (0 for
+        spot, whose holding is worth quantity x price)."""
         held = self._held
         entry = (
-            event,
+            time,
             tuple(self.cash.values()),
             tuple([p.quantity for p in held]),
             tuple(
@@ -242,7 +242,7 @@ class Portfolio:
                 ]
             ),
         )
-        if self.snapshots and self.snapshots[-1][0] == event:
+        if self.snapshots and self.snapshots[-1][0] == time:
             self.snapshots[-1] = entry
         else:
             self.snapshots.append(entry)

@@ -19,6 +19,15 @@ described, a sell mirrors it):
 - trailing stop (a sell below the best price): its stop trails the highest high since it
   was placed by ``trail`` (a fraction); it is checked against a bar before that bar's high
   moves it, since the order of the high and the low inside a bar is unknown.
+- a stop or trailing stop that has triggered is a market order: what a volume cap left
+  unfilled fills at the next bar's open.
+- Within a bar, orders the open reaches (market orders, limits and stops the open crosses)
+  fill first, since the open came first; the others follow in the order they were placed.
+- Brackets: the exits of an entry that filled at a bar's open meet the rest of that bar
+  (the price moved after the open); an entry filled inside a bar sends its exits to the
+  next bar, as what came first inside it is unknown. When the stop-loss and the
+  take-profit are both reached inside one bar, the stop-loss is taken to have come first
+  (the cautious assumption); when the open reaches one of them, that one fills.
 - ``participation`` caps what fills in one bar at that fraction of the bar's volume;
   the rest waits for the next bar (an IOC order is cancelled instead, an FOK order gets
   nothing unless all of it fits).
@@ -56,6 +65,8 @@ class SimulatedVenue:
         if participation is not None and not 0 < participation <= 1:
             raise ConfigError(f"participation is a fraction of bar volume in (0, 1]; got {participation}.")
         self.fees = FeeSchedule.of(fees)
+        for model in slippage.values() if isinstance(slippage, Mapping) else (slippage,):
+            slippage_model(model, "")  # refuse a bad setting now, not at the first fill
         self.slippage = slippage
         self.latency = int(latency_ms * 1e6)
         self.participation = participation
@@ -78,6 +89,8 @@ class SimulatedVenue:
         book = self.books.get(order.symbol)
         if book and order in book:
             book.remove(order)
+            if not book:
+                del self.books[order.symbol]  # the engine skips symbols with no book
 
     def has_orders(self, symbol: str) -> bool:
         return bool(self.books.get(symbol))
@@ -88,19 +101,36 @@ class SimulatedVenue:
         if not book:
             return
         capacity = self.participation * v if self.participation is not None else math.inf
-        for order in list(book):
-            if order.status is OrderStatus.PENDING or order.arrives >= closes:
-                continue
-            if order.time_in_force is TimeInForce.DAY and opened // NS_PER_DAY > order.created // NS_PER_DAY:
-                self._end(order, OrderStatus.EXPIRED, "day order: the UTC day ended", opened)
-                continue
-            first = order.bars_met == 0
-            order.bars_met += 1
-            capacity -= self._match(order, o, h, l, v, capacity, first, opened)
-            if order.is_open and first and order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
-                self._end(order, OrderStatus.CANCELLED, f"{order.time_in_force.value}: not filled in the first bar", opened)
-            if not order.is_open and order in book:
-                book.remove(order)
+        batch = list(book)
+        if len(batch) > 1:  # what the open reaches trades first, the rest in the order placed
+            batch.sort(key=lambda order: not _at_open(order, o))
+        met: set[int] = set()
+        at_open: set[int] = set()  # orders filled at this bar's open
+        while batch:
+            for order in batch:
+                met.add(order.id)
+                if not order.is_open or order.status is OrderStatus.PENDING or order.arrives >= closes:
+                    continue  # (an OCO sibling may have been cancelled earlier in this bar)
+                if order.time_in_force is TimeInForce.DAY and opened // NS_PER_DAY > order.created // NS_PER_DAY:
+                    self._end(order, OrderStatus.EXPIRED, "day order: the UTC day ended", opened)
+                    if order in book:
+                        book.remove(order)
+                    continue
+                first = order.bars_met == 0
+                order.bars_met += 1
+                opens = _at_open(order, o)
+                filled = self._match(order, o, h, l, v, capacity, first, opened)
+                capacity -= filled
+                if filled and opens:
+                    at_open.add(order.id)
+                if order.is_open and first and order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+                    self._end(order, OrderStatus.CANCELLED, f"{order.time_in_force.value}: not filled in the first bar", opened)
+                if not order.is_open and order in book:
+                    book.remove(order)
+            # a bracket's exits, sent when its entry filled at the open, meet the rest of the bar
+            batch = [x for x in book if x.parent in at_open and x.id not in met] if at_open else []
+        if not book and self.books.get(symbol) is book:
+            del self.books[symbol]
 
     # -- matching -------------------------------------------------------------------------
 
@@ -108,6 +138,8 @@ class SimulatedVenue:
         """Fill what the bar allows; returns the quantity filled."""
         buy = order.side is Side.BUY
         kind = order.type
+        if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
+            return self._execute(order, o, "taker", v, capacity, time)  # incl. a triggered stop's rest
         if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.triggered:
             s = order.stop_price
             if (o >= s) if buy else (o <= s):
@@ -123,8 +155,6 @@ class SimulatedVenue:
             if (trigger <= limit) if buy else (trigger >= limit):
                 return self._execute(order, trigger, "taker", v, capacity, time, limit=limit)
             return 0.0
-        if kind is OrderType.MARKET:
-            return self._execute(order, o, "taker", v, capacity, time)
         if kind is OrderType.TRAILING_STOP:
             if math.isnan(order.anchor):
                 order.anchor = o
@@ -132,10 +162,13 @@ class SimulatedVenue:
             order.stop_price = stop
             order.anchor = min(order.anchor, l) if buy else max(order.anchor, h)
             if (o >= stop) if buy else (o <= stop):
-                return self._execute(order, o, "taker", v, capacity, time)
-            if (h >= stop) if buy else (l <= stop):
-                return self._execute(order, stop, "taker", v, capacity, time)
-            return 0.0
+                trigger = o
+            elif (h >= stop) if buy else (l <= stop):
+                trigger = stop
+            else:
+                return 0.0
+            order.triggered = True
+            return self._execute(order, trigger, "taker", v, capacity, time)
         limit = order.limit_price  # a limit, or a triggered stop-limit
         if (o <= limit) if buy else (o >= limit):
             return self._execute(order, o, "taker" if first else "maker", v, capacity, time, limit=limit)
@@ -150,21 +183,20 @@ class SimulatedVenue:
         rate = self.fees.rate(liquidity)
         wanted, reason = self._size(order, price, rate)
         if wanted <= 0:
-            if reason:
-                self._end(order, OrderStatus.REJECTED if not order.filled else OrderStatus.CANCELLED, reason, time)
-            return 0.0
+            return self._refuse(order, reason, time)
+        available = capacity
         if liquidity == "taker":
-            model = self._models.get(order.symbol) or self._models.setdefault(
-                order.symbol, slippage_model(self.slippage, order.symbol)
-            )
+            model = self._models.get(order.symbol) or self._model(order.symbol)
             slipped, depth = model.fill(order.side, price, min(wanted, capacity), volume, time)
             if not math.isnan(limit):
                 slipped = min(slipped, limit) if order.side is Side.BUY else max(slipped, limit)
             if slipped != price:  # the cash cap at the slipped price
                 price = slipped
                 wanted, reason = self._size(order, price, rate)
-            wanted = min(wanted, depth)
-        quantity = min(wanted, capacity)
+                if wanted <= 0:
+                    return self._refuse(order, reason, time)
+            available = min(capacity, depth)  # the book's depth limits this fill, not the order
+        quantity = min(wanted, available)
         if order.time_in_force is TimeInForce.FOK and quantity < wanted:
             self._end(order, OrderStatus.CANCELLED, f"fill or kill: only {quantity:g} of {wanted:g} available", time)
             return 0.0
@@ -180,6 +212,42 @@ class SimulatedVenue:
         self._report(order, Fill(order.id, time, order.symbol, order.side, quantity, price, fee, liquidity))
         return quantity
 
+    def _refuse(self, order: Order, reason: str, time: int) -> float:
+        """Nothing may fill: with a reason the order ends (rejected, or cancelled after a
+        partial fill); without one it waits."""
+        if reason:
+            self._end(order, OrderStatus.REJECTED if not order.filled else OrderStatus.CANCELLED, reason, time)
+        return 0.0
+
+    def _model(self, symbol: str) -> SlippageModel:
+        model = slippage_model(self.slippage, symbol)
+        books = getattr(model, "symbol", symbol)
+        if books != symbol:
+            raise ConfigError(
+                f"BookSlippage holds order books of {books}, not of {symbol}; give one per symbol: "
+                f"slippage={{symbol: BookSlippage(books), ...}}."
+            )
+        self._models[symbol] = model
+        return model
+
     def _end(self, order: Order, status: OrderStatus, reason: str, time: int) -> None:
         order.status, order.reason, order.updated = status, reason, time
         self._report(order, None)
+
+
+def _at_open(order: Order, o: float) -> bool:
+    """Whether the open ``o`` alone fills (or triggers) ``order``."""
+    kind, buy = order.type, order.side is Side.BUY
+    if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
+        return True
+    if kind is OrderType.LIMIT or (kind is OrderType.STOP_LIMIT and order.triggered):
+        price = order.limit_price
+    elif kind is OrderType.TRAILING_STOP:
+        if math.isnan(order.anchor):
+            return False
+        price = order.anchor * (1 + order.trail) if buy else order.anchor * (1 - order.trail)
+        return o >= price if buy else o <= price
+    else:
+        price = order.stop_price
+        return o >= price if buy else o <= price
+    return o <= price if buy else o >= price
