@@ -27,7 +27,7 @@ def config() -> None:
 def _register() -> None:
     # Sub-command modules register themselves on import; imported here, not at the top,
     # so that each stays independent and `workbench --help` lists them all.
-    from workbench.cli import data, jobs, serve  # noqa: F401
+    from workbench.cli import backtest, data, jobs, serve  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
