@@ -40,7 +40,9 @@ class Context:
         """The row of ``symbol``'s latest closed bar (-1 before its first)."""
         return self._engine.rows[self._symbol(symbol)]
 
-    def history(self, symbol: str | None = None, bars: int | None = None, *, full: bool = False) -> pd.DataFrame:
+    def history(
+        self, symbol: str | None = None, bars: int | None = None, *, full: bool = False
+    ) -> pd.DataFrame:
         """``symbol``'s bars up to the current one (the last ``bars`` of them).
 
         ``full=True`` gives the whole replay, which only ``on_start`` may use to precompute
@@ -52,8 +54,14 @@ class Context:
         end = self.row(symbol) + 1
         return frame.iloc[max(0, end - bars) if bars else 0 : end]
 
-    def indicator(self, fn: Callable[..., pd.Series | np.ndarray], *args: Any, symbol: str | None = None,
-                  column: str = "close", **kwargs: Any) -> np.ndarray:
+    def indicator(
+        self,
+        fn: Callable[..., pd.Series | np.ndarray],
+        *args: Any,
+        symbol: str | None = None,
+        column: str = "close",
+        **kwargs: Any,
+    ) -> np.ndarray:
         """``fn(bars[column], *args, **kwargs)`` over the symbol's whole replay, as an array
         indexed by ``bar.row``. ``fn`` must be causal (row t from rows up to t), as every
         :mod:`workbench.indicators` function is."""
@@ -86,13 +94,21 @@ class Context:
         """Trade toward a position worth ``target`` times equity (negative: short), sized at
         the fill price. Returns None when already there."""
         symbol = self._symbol(symbol)
+        if symbol not in self.portfolio.instruments:  # rejected with the reason, as ctx.buy is
+            return self._orders.submit(symbol, Side.BUY, target=target, **_typed(how))
+        if not math.isfinite(target):
+            raise ConfigError(
+                f"order_target needs a finite fraction of equity for {symbol}; got {target}."
+            )
         price = self.portfolio.last[symbol]
         if math.isnan(price):
             raise ConfigError(f"No price for {symbol} yet; place target orders from on_bar.")
         change = self._orders.target_change(symbol, target, price)
         if change == 0:
             return None
-        return self._orders.submit(symbol, Side.BUY if change > 0 else Side.SELL, target=target, **_typed(how))
+        return self._orders.submit(
+            symbol, Side.BUY if change > 0 else Side.SELL, target=target, **_typed(how)
+        )
 
     def close(self, symbol: str | None = None) -> Order | None:
         """Flatten ``symbol`` with a market order."""

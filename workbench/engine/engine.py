@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -60,17 +60,20 @@ class Engine:
 
     def run(self) -> Engine:
         """Replay every bar of the feed; returns the engine, whose records the caller reads."""
-        portfolio = self.portfolio
+        portfolio, first = self.portfolio, int(self.feed.times[0])
         portfolio.snapshot(-(2**63))
-        self._call(self.strategy.on_start, None)
+        self.orders.now = first  # orders placed in on_start are placed at the first bar
+        self._call(self.strategy.on_start, at=first)
         portfolio.initial_equity = _initial_equity(portfolio, self.feed)
+        if self.risk.watches_equity:  # the peak and the first day start before any bar moves
+            self.risk.on_equity(first, portfolio.initial_equity)
         events = self.feed.events()
         gc.freeze()  # spare the collector re-scanning millions of bar values on every pass
         try:
             self._loop(events)
         finally:
             gc.unfreeze()
-        self._call(self.strategy.on_stop, None)
+        self._call(self.strategy.on_stop, at=int(self.feed.times[-1]))
         return self
 
     def _loop(self, events: Iterator[Bar]) -> None:
@@ -117,7 +120,7 @@ class Engine:
 
     def _on_fill(self, order: Order, fill: Fill) -> None:
         self.portfolio.snapshot(fill.time)
-        self._call(self.strategy.on_fill, order, fill)
+        self._call(self.strategy.on_fill, order, fill, at=fill.time)
 
     def _pay_funding(
         self, symbol: str, schedule: _Funding, t: int, row: int, bar_open: float
@@ -170,14 +173,16 @@ class Engine:
         self.portfolio.apply(fill)
         self._on_fill(order, fill)
 
-    def _call(self, hook, *args) -> None:
+    def _call(self, hook: Callable[..., None], *args: object, at: int) -> None:
+        """Run a strategy hook; a failure stops the run, naming the hook and the time."""
         try:
-            hook(self.ctx, *args) if args != (None,) else hook(self.ctx)
+            hook(self.ctx, *args)
         except WorkbenchError:
             raise
         except Exception as exc:
             raise StrategyError(
-                f"{self.strategy.label}.{hook.__name__} raised {type(exc).__name__}: {exc}"
+                f"{self.strategy.label}.{hook.__name__} raised {type(exc).__name__} at "
+                f"{pd.Timestamp(at, tz='UTC')}: {exc}"
             ) from exc
 
     # -- results ------------------------------------------------------------------------------

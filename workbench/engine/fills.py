@@ -48,7 +48,9 @@ class FeeSchedule:
 class SlippageModel:
     """Prices a taker fill; returns the price and how much of ``quantity`` can fill."""
 
-    def fill(self, side: Side, price: float, quantity: float, volume: float, time: int) -> tuple[float, float]:
+    def fill(
+        self, side: Side, price: float, quantity: float, volume: float, time: int
+    ) -> tuple[float, float]:
         raise NotImplementedError
 
 
@@ -60,9 +62,13 @@ class FixedSlippage(SlippageModel):
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.bps) and 0 <= self.bps < 10_000):
-            raise ConfigError(f"Slippage must be between 0 and 10,000 basis points; got {self.bps}.")
+            raise ConfigError(
+                f"Slippage must be between 0 and 10,000 basis points; got {self.bps}."
+            )
 
-    def fill(self, side: Side, price: float, quantity: float, volume: float, time: int) -> tuple[float, float]:
+    def fill(
+        self, side: Side, price: float, quantity: float, volume: float, time: int
+    ) -> tuple[float, float]:
         return price * (1 + side.sign * self.bps / 1e4), quantity
 
 
@@ -77,7 +83,9 @@ class VolumeSlippage(SlippageModel):
         if not (math.isfinite(self.impact) and self.impact >= 0):
             raise ConfigError(f"VolumeSlippage impact must be a number >= 0; got {self.impact}.")
 
-    def fill(self, side: Side, price: float, quantity: float, volume: float, time: int) -> tuple[float, float]:
+    def fill(
+        self, side: Side, price: float, quantity: float, volume: float, time: int
+    ) -> tuple[float, float]:
         share = quantity / volume if volume > 0 else 1.0
         return price * (1 + side.sign * self.impact * math.sqrt(share)), quantity
 
@@ -100,7 +108,9 @@ class BookSlippage(SlippageModel):
         self.books = sorted(books, key=lambda b: b.timestamp)
         self._times = [b.timestamp.value for b in self.books]
 
-    def fill(self, side: Side, price: float, quantity: float, volume: float, time: int) -> tuple[float, float]:
+    def fill(
+        self, side: Side, price: float, quantity: float, volume: float, time: int
+    ) -> tuple[float, float]:
         at = bisect.bisect_right(self._times, time) - 1
         if at < 0:
             raise ConfigError(

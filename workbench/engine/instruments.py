@@ -66,7 +66,7 @@ class Instrument:
         A bare name (``"asset"``, ``"QQQ"``) is a spot instrument quoted in ``USD``."""
         base, _, rest = symbol.partition("/")
         quote, colon, settle = rest.partition(":")
-        if not base or (rest and not quote):
+        if not base or ("/" in symbol and not quote):
             raise ConfigError(
                 f"Cannot read the symbol {symbol!r}; write it as ccxt does: BTC/USDT or BTC/USDT:USDT."
             )

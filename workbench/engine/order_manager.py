@@ -3,7 +3,8 @@
 It gives every order an id, refuses what cannot be valid (unknown symbol, a limit order
 without a price, a negative quantity), passes the rest through the risk seam, hands it to
 the venue, books fills in the portfolio and keeps the links between orders: a bracket's
-stop-loss and take-profit wait for the entry to fill, then cancel each other (OCO).
+stop-loss and take-profit wait for the entry to fill, then cancel each other (OCO). Exits
+already covering part of an entry stay when the rest of the entry is cancelled or expires.
 
 Target orders (``target=0.5``: hold half of equity) are sized when they fill, at the
 fill price, so "all in" means exactly what the cash allows after fees.
@@ -33,7 +34,11 @@ class OrderManager:
     """Creates orders, applies risk, routes them to the venue and books what fills."""
 
     def __init__(
-        self, portfolio: Portfolio, venue: SimulatedVenue, risk: RiskManager | None = None, *,
+        self,
+        portfolio: Portfolio,
+        venue: SimulatedVenue,
+        risk: RiskManager | None = None,
+        *,
         leverage: float = 1.0,
     ) -> None:
         if not (math.isfinite(leverage) and leverage >= 1):
@@ -76,10 +81,19 @@ class OrderManager:
         entry fills, cancelling each other when one fills.
         """
         order = Order(
-            next(self._ids), symbol, Side(side), OrderType(type), float(quantity), self.now,
-            limit_price=float(limit_price), stop_price=float(stop_price), trail=float(trail),
-            time_in_force=TimeInForce(time_in_force), target=float(target),
-            reduce_only=reduce_only, tag=tag,
+            next(self._ids),
+            symbol,
+            Side(side),
+            OrderType(type),
+            float(quantity),
+            self.now,
+            limit_price=float(limit_price),
+            stop_price=float(stop_price),
+            trail=float(trail),
+            time_in_force=TimeInForce(time_in_force),
+            target=float(target),
+            reduce_only=reduce_only,
+            tag=tag,
         )
         self.orders[order.id] = order
         problem = self._invalid(order) or _bad_bracket(order.side, stop_loss, take_profit)
@@ -101,11 +115,15 @@ class OrderManager:
             self.venue.cancel(order)
             order.status, order.reason, order.updated = OrderStatus.CANCELLED, reason, self.now
             for child in self._children(order):
-                if child.status is OrderStatus.PENDING:  # exits of a filled part stay, to protect it
+                if (
+                    child.status is OrderStatus.PENDING
+                ):  # exits of a filled part stay, to protect it
                     self.cancel(child, f"parent order {order.id} cancelled")
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+        return [
+            o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)
+        ]
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -128,7 +146,9 @@ class OrderManager:
         p = self.portfolio
         price = p.last[order.symbol]
         if not self.risk.limited:
-            self.risk.decisions.append((self.now, order.id, "approve", order.quantity, "no limits set"))
+            self.risk.decisions.append(
+                (self.now, order.id, "approve", order.quantity, "no limits set")
+            )
             return True
         if math.isnan(price):
             self._unchecked.add(order.id)  # no price yet (on_start): checked when it fills
@@ -147,9 +167,15 @@ class OrderManager:
         if change == 0.0:
             return ""
         decision = self.risk.check(
-            time=self.now, order_id=order.id, symbol=order.symbol, position=p.position(order.symbol),
-            change=change, price=price, rate=p.rate(p.instruments[order.symbol].quote),
-            equity=p.equity(), gross=p.gross_exposure(),
+            time=self.now,
+            order_id=order.id,
+            symbol=order.symbol,
+            position=p.position(order.symbol),
+            change=change,
+            price=price,
+            rate=p.rate(p.instruments[order.symbol].quote),
+            equity=p.equity(),
+            gross=p.gross_exposure(),
         )
         if decision.action == "reject":
             return "; ".join(decision.reasons)
@@ -212,7 +238,10 @@ class OrderManager:
             room = (p.equity() * self.leverage) / price
             if after > abs(held) and after > room:
                 if math.isnan(order.target):
-                    return 0.0, f"insufficient margin: {after:.6g} {instrument.base} needs more than {self.leverage:g}x equity"
+                    return (
+                        0.0,
+                        f"insufficient margin: {after:.6g} {instrument.base} needs more than {self.leverage:g}x equity",
+                    )
                 quantity = max(room - abs(held), 0.0) if held * sign >= 0 else abs(held) + room
         elif sign > 0:
             cash = p.cash[instrument.quote]
@@ -224,6 +253,8 @@ class OrderManager:
                         f"costs {quantity * price * (1 + fee_rate):.6g}, cash is {cash:.6g}"
                     )
                 quantity = instrument.round_quantity(afford)
+                while quantity > 0 and quantity * price + abs(quantity * price) * fee_rate > cash:
+                    quantity = math.nextafter(quantity, 0.0)  # rounding must not leave cash < 0
         elif held - quantity < -1e-12 * quantity and self.leverage <= 1:
             no_short = (
                 f"cannot sell {quantity:.6g} {instrument.base}: {held:.6g} held, and short selling "
@@ -240,8 +271,14 @@ class OrderManager:
     def _report(self, order: Order, fill: Fill | None) -> None:
         if fill is None:
             for child in self._children(order):
-                if child.status is OrderStatus.PENDING:  # exits of a filled part stay, to protect it
+                if (
+                    child.status is OrderStatus.PENDING
+                ):  # exits of a filled part stay, to protect it
                     self.cancel(child, f"parent order {order.id} {order.status.value}")
+            for (
+                sibling_id
+            ) in order.oco:  # an exit the venue ended (nothing left to reduce): both go
+                self.cancel(self.orders[sibling_id], f"OCO: order {order.id} {order.status.value}")
             return
         self.portfolio.apply(fill)
         for child in self._children(order):
@@ -268,8 +305,17 @@ class OrderManager:
         ]
         children = [
             Order(
-                next(self._ids), entry.symbol, exit_side, kind, 0.0, self.now, reduce_only=True,
-                parent=entry.id, status=OrderStatus.PENDING, tag=tag, **prices,
+                next(self._ids),
+                entry.symbol,
+                exit_side,
+                kind,
+                0.0,
+                self.now,
+                reduce_only=True,
+                parent=entry.id,
+                status=OrderStatus.PENDING,
+                tag=tag,
+                **prices,
             )
             for kind, prices, tag in legs
             if math.isfinite(next(iter(prices.values())))

@@ -7,8 +7,10 @@ breakers across accounts) plugs in by subclassing and overriding ``check``.
 
 Halts: past ``max_drawdown`` from the equity peak, or ``daily_loss_limit`` below the UTC
 day's starting equity, orders that would add exposure are rejected (orders that only
-reduce a position still pass). The drawdown halt lasts for the rest of the run; the
-daily one until the next UTC day.
+reduce a position still pass). The drawdown halt lasts for the rest of the run (a daily
+halt in force does not hide it); the daily one until the next UTC day. A check judges by
+the equity at the time of the order, so an order placed at the close of the bar that
+breached a limit is already refused.
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ class RiskManager:
 
     def __init__(self, limits: RiskLimits | None = None) -> None:
         self.limits = limits or RiskLimits()
-        self.decisions: list[tuple[int, int, str, float, str]] = []  # time, order id, action, quantity, reasons
+        self.decisions: list[
+            tuple[int, int, str, float, str]
+        ] = []  # time, order id, action, quantity, reasons
         self.halted: str = ""
         self.limited = any(v is not None for v in vars(self.limits).values())
         """Whether any limit is set (without one, every order is approved as it is)."""
@@ -94,8 +98,12 @@ class RiskManager:
                 self.halted = ""
         self._peak = max(self._peak, equity)
         limits = self.limits
-        if limits.max_drawdown is not None and equity < self._peak * (1 - limits.max_drawdown):
-            self.halted = self.halted or (
+        if (
+            limits.max_drawdown is not None
+            and equity < self._peak * (1 - limits.max_drawdown)
+            and not self.halted.startswith("drawdown")
+        ):
+            self.halted = (
                 f"drawdown halt: equity {equity:.6g} is more than {limits.max_drawdown:.1%} below "
                 f"its peak {self._peak:.6g}"
             )
@@ -110,17 +118,32 @@ class RiskManager:
             )
 
     def check(
-        self, *, time: int, order_id: int, symbol: str, position: float, change: float,
-        price: float, rate: float, equity: float, gross: float,
+        self,
+        *,
+        time: int,
+        order_id: int,
+        symbol: str,
+        position: float,
+        change: float,
+        price: float,
+        rate: float,
+        equity: float,
+        gross: float,
     ) -> Decision:
         """Judge a change of ``change`` units (signed) to ``position`` in ``symbol`` at
         ``price`` (quote currency; ``rate`` converts to the account currency), given the
         account's ``equity`` and ``gross`` exposure."""
+        if self.watches_equity:
+            self.on_equity(time, equity)  # the halts as of now, not as of the last bar's close
         decision = self._judge(symbol, position, change, price * rate, equity, gross)
-        self.decisions.append((time, order_id, decision.action, decision.quantity, "; ".join(decision.reasons)))
+        self.decisions.append(
+            (time, order_id, decision.action, decision.quantity, "; ".join(decision.reasons))
+        )
         return decision
 
-    def _judge(self, symbol: str, position: float, change: float, price: float, equity: float, gross: float) -> Decision:
+    def _judge(
+        self, symbol: str, position: float, change: float, price: float, equity: float, gross: float
+    ) -> Decision:
         after = position + change
         if abs(after) <= abs(position) and after * position >= 0:
             return Decision("approve", abs(change), ("reduces the position",))

@@ -43,6 +43,8 @@ from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side, T
 from workbench.errors import ConfigError
 
 NS_PER_DAY = 86_400 * 10**9
+_LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)  # (tuples: enum hashing is slow)
+_FIRST_BAR_ONLY = (TimeInForce.IOC, TimeInForce.FOK)
 
 Sizer = Callable[[Order, float, float], tuple[float, str]]
 """``(order, price, fee_rate) -> (quantity, reason)``: what may fill at ``price`` (0 with a
@@ -63,7 +65,9 @@ class SimulatedVenue:
         if not (math.isfinite(latency_ms) and latency_ms >= 0):
             raise ConfigError(f"latency_ms must be >= 0; got {latency_ms}.")
         if participation is not None and not 0 < participation <= 1:
-            raise ConfigError(f"participation is a fraction of bar volume in (0, 1]; got {participation}.")
+            raise ConfigError(
+                f"participation is a fraction of bar volume in (0, 1]; got {participation}."
+            )
         self.fees = FeeSchedule.of(fees)
         for model in slippage.values() if isinstance(slippage, Mapping) else (slippage,):
             slippage_model(model, "")  # refuse a bad setting now, not at the first fill
@@ -72,6 +76,8 @@ class SimulatedVenue:
         self.participation = participation
         self.books: dict[str, list[Order]] = {}
         self._models: dict[str, SlippageModel] = {}
+        self._open = math.nan  # the open of the bar being matched
+        self._opened: set[int] = set()  # orders filled at that open
         self._size: Sizer | None = None
         self._report: Callable[[Order, Fill | None], None] | None = None
 
@@ -95,51 +101,75 @@ class SimulatedVenue:
     def has_orders(self, symbol: str) -> bool:
         return bool(self.books.get(symbol))
 
-    def on_bar(self, symbol: str, opened: int, closes: int, o: float, h: float, l: float, v: float) -> None:
+    def on_bar(
+        self, symbol: str, opened: int, closes: int, o: float, h: float, l: float, v: float
+    ) -> None:
         """Match the symbol's open orders against one bar (times in ns: its open and close)."""
         book = self.books.get(symbol)
         if not book:
             return
         capacity = self.participation * v if self.participation is not None else math.inf
+        live = _LIVE
         batch = list(book)
         if len(batch) > 1:  # what the open reaches trades first, the rest in the order placed
-            batch.sort(key=lambda order: not _at_open(order, o))
-        met: set[int] = set()
-        at_open: set[int] = set()  # orders filled at this bar's open
+            opens = [_at_open(order, o) for order in batch]
+            if any(opens) and not all(opens):
+                batch = [x for x, f in zip(batch, opens) if f] + [
+                    x for x, f in zip(batch, opens) if not f
+                ]
+        self._open = o
+        at_open = self._opened
+        at_open.clear()
         while batch:
             for order in batch:
-                met.add(order.id)
-                if not order.is_open or order.status is OrderStatus.PENDING or order.arrives >= closes:
-                    continue  # (an OCO sibling may have been cancelled earlier in this bar)
-                if order.time_in_force is TimeInForce.DAY and opened // NS_PER_DAY > order.created // NS_PER_DAY:
+                if order.status not in live or order.arrives >= closes:
+                    continue  # pending, not arrived yet, or ended earlier in this bar (an OCO sibling)
+                if (
+                    order.time_in_force is TimeInForce.DAY
+                    and opened // NS_PER_DAY > order.created // NS_PER_DAY
+                ):
                     self._end(order, OrderStatus.EXPIRED, "day order: the UTC day ended", opened)
                     if order in book:
                         book.remove(order)
                     continue
                 first = order.bars_met == 0
                 order.bars_met += 1
-                opens = _at_open(order, o)
-                filled = self._match(order, o, h, l, v, capacity, first, opened)
-                capacity -= filled
-                if filled and opens:
-                    at_open.add(order.id)
-                if order.is_open and first and order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
-                    self._end(order, OrderStatus.CANCELLED, f"{order.time_in_force.value}: not filled in the first bar", opened)
-                if not order.is_open and order in book:
+                capacity -= self._match(order, o, h, l, v, capacity, first, opened)
+                if first and order.time_in_force in _FIRST_BAR_ONLY and order.status in live:
+                    self._end(
+                        order,
+                        OrderStatus.CANCELLED,
+                        f"{order.time_in_force.value}: not filled in the first bar",
+                        opened,
+                    )
+                if order.status not in live and order in book:
                     book.remove(order)
             # a bracket's exits, sent when its entry filled at the open, meet the rest of the bar
-            batch = [x for x in book if x.parent in at_open and x.id not in met] if at_open else []
+            met = batch
+            batch = [x for x in book if x.parent in at_open and x not in met] if at_open else []
         if not book and self.books.get(symbol) is book:
             del self.books[symbol]
 
     # -- matching -------------------------------------------------------------------------
 
-    def _match(self, order: Order, o: float, h: float, l: float, v: float, capacity: float, first: bool, time: int) -> float:
+    def _match(
+        self,
+        order: Order,
+        o: float,
+        h: float,
+        l: float,
+        v: float,
+        capacity: float,
+        first: bool,
+        time: int,
+    ) -> float:
         """Fill what the bar allows; returns the quantity filled."""
         buy = order.side is Side.BUY
         kind = order.type
         if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
-            return self._execute(order, o, "taker", v, capacity, time)  # incl. a triggered stop's rest
+            return self._execute(
+                order, o, "taker", v, capacity, time
+            )  # incl. a triggered stop's rest
         if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.triggered:
             s = order.stop_price
             if (o >= s) if buy else (o <= s):
@@ -171,15 +201,24 @@ class SimulatedVenue:
             return self._execute(order, trigger, "taker", v, capacity, time)
         limit = order.limit_price  # a limit, or a triggered stop-limit
         if (o <= limit) if buy else (o >= limit):
-            return self._execute(order, o, "taker" if first else "maker", v, capacity, time, limit=limit)
+            return self._execute(
+                order, o, "taker" if first else "maker", v, capacity, time, limit=limit
+            )
         if (l <= limit) if buy else (h >= limit):
             return self._execute(order, limit, "maker", v, capacity, time, limit=limit)
         return 0.0
 
     def _execute(
-        self, order: Order, price: float, liquidity: str, volume: float, capacity: float, time: int,
+        self,
+        order: Order,
+        price: float,
+        liquidity: str,
+        volume: float,
+        capacity: float,
+        time: int,
         limit: float = math.nan,
     ) -> float:
+        at_open = price == self._open  # (before slippage)
         rate = self.fees.rate(liquidity)
         wanted, reason = self._size(order, price, rate)
         if wanted <= 0:
@@ -198,10 +237,17 @@ class SimulatedVenue:
             available = min(capacity, depth)  # the book's depth limits this fill, not the order
         quantity = min(wanted, available)
         if order.time_in_force is TimeInForce.FOK and quantity < wanted:
-            self._end(order, OrderStatus.CANCELLED, f"fill or kill: only {quantity:g} of {wanted:g} available", time)
+            self._end(
+                order,
+                OrderStatus.CANCELLED,
+                f"fill or kill: only {quantity:g} of {wanted:g} available",
+                time,
+            )
             return 0.0
         if quantity <= 0:
             return 0.0
+        if at_open:
+            self._opened.add(order.id)  # its bracket's exits meet the rest of this bar
         fee = abs(quantity * price) * rate
         total = order.filled + quantity
         order.average_price = (order.average_price * order.filled + price * quantity) / total
@@ -209,14 +255,21 @@ class SimulatedVenue:
         order.fees += fee
         order.status = OrderStatus.FILLED if quantity >= wanted else OrderStatus.PARTIALLY_FILLED
         order.updated = time
-        self._report(order, Fill(order.id, time, order.symbol, order.side, quantity, price, fee, liquidity))
+        self._report(
+            order, Fill(order.id, time, order.symbol, order.side, quantity, price, fee, liquidity)
+        )
         return quantity
 
     def _refuse(self, order: Order, reason: str, time: int) -> float:
         """Nothing may fill: with a reason the order ends (rejected, or cancelled after a
         partial fill); without one it waits."""
         if reason:
-            self._end(order, OrderStatus.REJECTED if not order.filled else OrderStatus.CANCELLED, reason, time)
+            self._end(
+                order,
+                OrderStatus.REJECTED if not order.filled else OrderStatus.CANCELLED,
+                reason,
+                time,
+            )
         return 0.0
 
     def _model(self, symbol: str) -> SlippageModel:
