@@ -25,7 +25,9 @@ from workbench.engine import (
     Engine, FeeSchedule, Instrument, OrderManager, Portfolio, ReplayFeed, RiskLimits,
     RiskManager, SimulatedVenue, SlippageModel,
 )  # fmt: skip
-from workbench.engine.orders import ORDER_COLUMNS, Order
+from workbench.engine.orders import ORDER_COLUMNS, Fill, Order
+
+FILL_COLUMNS = ("order_id", "time", "symbol", "side", "quantity", "price", "fee", "liquidity")
 from workbench.engine.portfolio import FUNDING_FIELDS, TRADE_FIELDS
 from workbench.engine.strategy import EventStrategy, TargetTrader, check_strategy
 from workbench.errors import ConfigError
@@ -174,14 +176,7 @@ def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
         account, positions = account.loc[backtest.start :], positions.loc[backtest.start :]
     last_time = int(feed.times[-1])
     trades = _trades(portfolio.trades + portfolio.open_trades(), last_time)
-    fills = _frame(
-        [
-            (f.order_id, f.time, f.symbol, f.side.value, f.quantity, f.price, f.fee, f.liquidity)
-            for f in portfolio.fills
-        ],
-        ("order_id", "time", "symbol", "side", "quantity", "price", "fee", "liquidity"),
-        times=("time",),
-    )
+    fills = _fills(portfolio.fills)
     orders = _orders(list(engine.orders.orders.values()))
     funding = _frame(portfolio.funding, FUNDING_FIELDS, times=("time",))
     decisions = _frame(
@@ -243,6 +238,14 @@ def _trades(rows: list[tuple], last_time: int) -> pd.DataFrame:
         ["entry_time", "exit_time"], kind="stable", na_position="last"
     ).reset_index(drop=True)
     return frame.astype({"quantity": "float64", "entry_price": "float64", "exit_price": "float64"})
+
+
+def _fills(fills: list[Fill]) -> pd.DataFrame:
+    """One row per fill, built column by column."""
+    frame = pd.DataFrame({name: [getattr(f, name) for f in fills] for name in FILL_COLUMNS})
+    frame["side"] = frame["side"].astype("str")
+    frame["time"] = _times(frame["time"])
+    return frame
 
 
 def _orders(orders: list[Order]) -> pd.DataFrame:

@@ -56,6 +56,7 @@ class Engine:
         self._marks = _mark_ranges(feed, marks or {})
         self.liquidations: list[tuple[int, str, float]] = []
         orders.listeners.append(self._on_fill)
+        self._hears_fills = type(strategy).on_fill is not EventStrategy.on_fill
         self.ctx = Context(self)
 
     def run(self) -> Engine:
@@ -89,6 +90,8 @@ class Engine:
         funding, marks, start = self._funding, self._marks, self.start
         watch = self.risk if self.risk.watches_equity else None
         on_bar = self.strategy.on_bar
+        if not (funding or margin or watch or start > -(2**63)):
+            return self._plain_loop(events, on_bar)
         for bar in events:
             symbol, i, t, o, h, l, c, v, closes = bar
             if t < start:  # warm-up: the strategy's indicators see it, nothing trades
@@ -109,18 +112,42 @@ class Engine:
             except WorkbenchError:
                 raise
             except Exception as exc:
-                raise StrategyError(
-                    f"{self.strategy.label} raised {type(exc).__name__} at the {symbol} bar of "
-                    f"{pd.Timestamp(t, tz='UTC')}: {exc}"
-                ) from exc
+                raise self._failed(exc, symbol, t) from exc
             if watch is not None:
                 watch.on_equity(closes, portfolio.equity())
+
+    def _plain_loop(self, events: Iterator[Bar], on_bar: Callable[[Context, Bar], None]) -> None:
+        """The loop without perpetuals, warm-up or equity-watching risk: the common case,
+        kept to the few steps every bar needs."""
+        venue, orders, ctx, rows = self.venue, self.orders, self.ctx, self.rows
+        last, books = self.portfolio.last, venue.books
+        for bar in events:
+            symbol, i, t, o, h, l, c, v, closes = bar
+            if books and symbol in books:
+                orders.now = t
+                venue.on_bar(symbol, t, closes, o, h, l, v)
+            last[symbol] = c
+            rows[symbol] = i
+            orders.now = closes
+            try:
+                on_bar(ctx, bar)
+            except WorkbenchError:
+                raise
+            except Exception as exc:
+                raise self._failed(exc, symbol, t) from exc
+
+    def _failed(self, exc: Exception, symbol: str, t: int) -> StrategyError:
+        return StrategyError(
+            f"{self.strategy.label} raised {type(exc).__name__} at the {symbol} bar of "
+            f"{pd.Timestamp(t, tz='UTC')}: {exc}"
+        )
 
     # -- events -------------------------------------------------------------------------------
 
     def _on_fill(self, order: Order, fill: Fill) -> None:
         self.portfolio.snapshot(fill.time)
-        self._call(self.strategy.on_fill, order, fill, at=fill.time)
+        if self._hears_fills:
+            self._call(self.strategy.on_fill, order, fill, at=fill.time)
 
     def _pay_funding(
         self, symbol: str, schedule: _Funding, t: int, row: int, bar_open: float

@@ -13,6 +13,7 @@ than becoming a quietly wrong result.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -92,7 +93,10 @@ class ReplayFeed:
                 for column, name in zip(columns, BAR_COLUMNS, strict=True):
                     column[at] = bars.frame[name].to_numpy()[rows[at]]
                 times[at], steps[at] = bars.times[rows[at]], bars.timeframe
-        names = map(symbols.__getitem__, which.tolist())
+        if len(symbols) == 1:
+            names = itertools.repeat(symbols[0], len(rows))
+        else:
+            names = map(symbols.__getitem__, which.tolist())
         fields = (
             names,
             rows.tolist(),

@@ -83,14 +83,16 @@ class OrderManager:
         order = Order(
             next(self._ids),
             symbol,
-            Side(side),
-            OrderType(type),
+            side if side.__class__ is Side else Side(side),
+            type if type.__class__ is OrderType else OrderType(type),
             float(quantity),
             self.now,
             limit_price=float(limit_price),
             stop_price=float(stop_price),
             trail=float(trail),
-            time_in_force=TimeInForce(time_in_force),
+            time_in_force=time_in_force
+            if time_in_force.__class__ is TimeInForce
+            else TimeInForce(time_in_force),
             target=float(target),
             reduce_only=reduce_only,
             tag=tag,
@@ -298,6 +300,8 @@ class OrderManager:
     # -- links --------------------------------------------------------------------------------
 
     def _bracket(self, entry: Order, stop_loss: float, take_profit: float) -> list[Order]:
+        if stop_loss != stop_loss and take_profit != take_profit:  # both NaN: no bracket
+            return []
         exit_side = Side.SELL if entry.side is Side.BUY else Side.BUY
         legs = [
             (OrderType.STOP, {"stop_price": stop_loss}, "stop_loss"),
