@@ -28,6 +28,8 @@ class Context:
         self._orders = engine.orders
         self.portfolio = engine.portfolio
         self.symbols: list[str] = engine.feed.symbols
+        self.live: bool = engine.feed.live
+        """Whether bars arrive as they close (paper, live) rather than from a replay."""
 
     # -- time and data ------------------------------------------------------------------------
 
@@ -48,8 +50,14 @@ class Context:
         ``full=True`` gives the whole replay, which only ``on_start`` may use to precompute
         causal indicators; it is refused on a live feed.
         """
-        frame = self._engine.feed.bars[self._symbol(symbol)].frame
+        feed = self._engine.feed
+        frame = feed.bars[self._symbol(symbol)].frame
         if full:
+            if feed.live:
+                raise ConfigError(
+                    "history(full=True) reads the whole replay, which a live feed does not have; "
+                    "compute from ctx.history() in on_bar instead."
+                )
             return frame
         end = self.row(symbol) + 1
         return frame.iloc[max(0, end - bars) if bars else 0 : end]

@@ -61,21 +61,33 @@ class Engine:
 
     def run(self) -> Engine:
         """Replay every bar of the feed; returns the engine, whose records the caller reads."""
-        portfolio, first = self.portfolio, int(self.feed.times[0])
-        portfolio.snapshot(-(2**63))
-        self.orders.now = first  # orders placed in on_start are placed at the first bar
-        self._call(self.strategy.on_start, at=first)
-        portfolio.initial_equity = _initial_equity(portfolio, self.feed)
-        if self.risk.watches_equity:  # the peak and the first day start before any bar moves
-            self.risk.on_equity(first, portfolio.initial_equity)
+        self.begin(int(self.feed.times[0]))
         events = self.feed.events()
         gc.freeze()  # spare the collector re-scanning millions of bar values on every pass
         try:
             self._loop(events)
         finally:
             gc.unfreeze()
-        self._call(self.strategy.on_stop, at=int(self.feed.times[-1]))
+        self.finish(int(self.feed.times[-1]))
         return self
+
+    def begin(self, first: int) -> None:
+        """Start a run whose first bar opens at ``first`` (ns): the strategy's ``on_start``."""
+        portfolio = self.portfolio
+        portfolio.snapshot(-(2**63))
+        self.orders.now = first  # orders placed in on_start are placed at the first bar
+        self._call(self.strategy.on_start, at=first)
+        portfolio.initial_equity = _initial_equity(portfolio, self.feed)
+        if self.risk.watches_equity:  # the peak and the first day start before any bar moves
+            self.risk.on_equity(first, portfolio.initial_equity)
+
+    def step(self, bar: Bar) -> None:
+        """Handle one closed bar as it arrives (paper and live feeds), exactly as a replay does."""
+        self._loop((bar,))
+
+    def finish(self, last: int) -> None:
+        """End a run: the strategy's ``on_stop``."""
+        self._call(self.strategy.on_stop, at=last)
 
     def _loop(self, events: Iterator[Bar]) -> None:
         portfolio, venue, orders, ctx, rows = (

@@ -37,7 +37,9 @@ class SymbolBars:
 
 
 class ReplayFeed:
-    """History as bar events: ``feed.events`` gives (symbol number, row) in time order."""
+    """History as bar events: ``feed.events()`` gives every :class:`Bar` in time order."""
+
+    live = False
 
     def __init__(
         self,

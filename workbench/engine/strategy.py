@@ -84,17 +84,24 @@ class TargetTrader(EventStrategy):
         return self.strategy.label
 
     def on_start(self, ctx: Context) -> None:
-        weights = self.weights or {s: 1.0 / len(ctx.symbols) for s in ctx.symbols}
-        unknown = set(weights) - set(ctx.symbols)
+        self._weights = self.weights or {s: 1.0 / len(ctx.symbols) for s in ctx.symbols}
+        unknown = set(self._weights) - set(ctx.symbols)
         if unknown:
             raise ConfigError(f"weights name symbols not in the data: {sorted(unknown)}.")
         for symbol in ctx.symbols:
-            target = self.strategy.target(ctx.history(symbol, full=True)).to_numpy()
-            self._targets[symbol] = (np.nan_to_num(target) * weights.get(symbol, 0.0)).tolist()
             self._held[symbol] = 0.0
+            if not ctx.live:  # a replay: every bar's target at once (each from bars up to it)
+                target = self.strategy.target(ctx.history(symbol, full=True)).to_numpy()
+                self._targets[symbol] = (
+                    np.nan_to_num(target) * self._weights.get(symbol, 0.0)
+                ).tolist()
 
     def on_bar(self, ctx: Context, bar: Bar) -> None:
-        target = self._targets[bar.symbol][bar.row]
+        if ctx.live:  # bars arrive one by one: the target of the newest, from the history so far
+            latest = self.strategy.target(ctx.history(bar.symbol)).iat[-1]
+            target = 0.0 if np.isnan(latest) else float(latest) * self._weights.get(bar.symbol, 0.0)
+        else:
+            target = self._targets[bar.symbol][bar.row]
         if target != self._held[bar.symbol]:
             self._held[bar.symbol] = target
             ctx.order_target(bar.symbol, target)
