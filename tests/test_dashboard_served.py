@@ -5,30 +5,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.served import (
+    CHROMIUM, CHROMIUM_ARGS, PANEL, ROOT, WORKBENCH, browser_page, clean_env, free_port,
+    port_in_use, running, wait_until_up,
+)  # fmt: skip
 from workbench.errors import ConfigError
 from workbench.ui.server import AUTH_FILE_ENV, COOKIE_SECRET_ENV, auth_from_env, is_loopback
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKBENCH = str(Path(sys.executable).with_name("workbench"))
-PANEL = str(Path(sys.executable).with_name("panel"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 SECRET = "s3cret-cookie-signing-key-for-the-test-only-0123456789"
 
 # The candles the page shows: of the data sources holding bars (a "high" column), the one
@@ -46,64 +36,6 @@ CANDLES_JS = """() => {
   }
   return best;
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (AUTH_FILE_ENV, COOKIE_SECRET_ENV)}
-    return {**env, **extra}
-
-
-@contextmanager
-def running(
-    command: Sequence[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen]:
-    """A server in its own process group, killed with everything it started."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            list(command), cwd=ROOT, env=env or clean_env(), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield proc
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=15)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def wait_until_up(
-    url: str, proc: subprocess.Popen, log: Path, timeout: float = 120
-) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            output = log.read_text(errors="replace")
-            pytest.fail(f"the server exited ({proc.returncode}):\n{output}")
-        try:
-            response = httpx.get(url, timeout=5)
-            if response.status_code == 200:
-                return response
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text(errors='replace')}")
 
 
 @pytest.mark.served
@@ -126,51 +58,38 @@ def test_run_dashboard_serves_the_page_and_liveness(tmp_path):
 @pytest.mark.served
 @pytest.mark.slow
 def test_dashboard_streams_bars_in_a_browser(tmp_path, artifacts):
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (apt-get install chromium)")
     port = free_port()
     url = f"http://localhost:{port}"
     log = tmp_path / "serve.log"
     with running([WORKBENCH, "serve", "--port", str(port)], log) as proc:
         wait_until_up(url, proc, log)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                external: list[str] = []
-                local = (url, "data:", "blob:")
-                page.on("request", lambda r: r.url.startswith(local) or external.append(r.url))
-                page.goto(url)
-                page.wait_for_selector("canvas", timeout=60_000)
-                page.wait_for_function(f"({CANDLES_JS})() !== null", timeout=30_000)
-                first = page.evaluate(CANDLES_JS)
-                assert first["rows"] >= 100, first
-                page.screenshot(path=str(artifacts / "dashboard_loaded.png"))
+        with browser_page(url, {"width": 1400, "height": 900}) as watched:
+            page = watched.page
+            page.wait_for_selector("canvas", timeout=60_000)
+            page.wait_for_function(f"({CANDLES_JS})() !== null", timeout=30_000)
+            first = page.evaluate(CANDLES_JS)
+            assert first["rows"] >= 100, first
+            page.screenshot(path=str(artifacts / "dashboard_loaded.png"))
 
-                page.wait_for_function(
-                    f"(first) => {{ const now = ({CANDLES_JS})(); "
-                    "return now.rows !== first.rows || now.close !== first.close; }",
-                    arg=first,
-                    timeout=20_000,
-                )
-                page.screenshot(path=str(artifacts / "dashboard_streamed.png"))
+            page.wait_for_function(
+                f"(first) => {{ const now = ({CANDLES_JS})(); "
+                "return now.rows !== first.rows || now.close !== first.close; }",
+                arg=first,
+                timeout=20_000,
+            )
+            page.screenshot(path=str(artifacts / "dashboard_streamed.png"))
 
-                page.locator("select").first.select_option("ETH/USDT")
-                page.wait_for_function(
-                    f"(first) => Math.abs(({CANDLES_JS})().close / first.close - 1) > 0.2",
-                    arg=first,
-                    timeout=20_000,
-                )
-                page.wait_for_timeout(1_500)
-                page.screenshot(path=str(artifacts / "dashboard_eth.png"))
-                assert page.get_by_text(re.compile(r"ETH/USDT · 1m · last [\d,.]+")).is_visible()
-                assert not errors, errors
-                assert not external, f"the page reached beyond the server: {external}"
-            finally:
-                browser.close()
+            page.locator("select").first.select_option("ETH/USDT")
+            page.wait_for_function(
+                f"(first) => Math.abs(({CANDLES_JS})().close / first.close - 1) > 0.2",
+                arg=first,
+                timeout=20_000,
+            )
+            page.wait_for_timeout(1_500)
+            page.screenshot(path=str(artifacts / "dashboard_eth.png"))
+            assert page.get_by_text(re.compile(r"ETH/USDT · 1m · last [\d,.]+")).is_visible()
+            assert not watched.errors, watched.errors
+            assert not watched.external, f"the page reached beyond the server: {watched.external}"
 
 
 @pytest.mark.served
@@ -187,8 +106,13 @@ def test_closing_the_page_stops_its_stream():
         pytest.skip("chromium is not installed (apt-get install chromium)")
     port = free_port()
     server = pn.serve(
-        lambda: create_app(), port=port, threaded=True, show=False, verbose=False,
-        unused_session_lifetime_milliseconds=500, check_unused_sessions_milliseconds=200,
+        lambda: create_app(),
+        port=port,
+        threaded=True,
+        show=False,
+        verbose=False,
+        unused_session_lifetime_milliseconds=500,
+        check_unused_sessions_milliseconds=200,
     )
 
     def streams() -> int:
@@ -236,7 +160,11 @@ def test_panel_serve_runs_the_app_module(tmp_path):
 def test_refuses_to_listen_beyond_localhost_without_a_login():
     result = subprocess.run(
         [WORKBENCH, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
-        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "Refusing to serve the dashboard on 0.0.0.0" in result.stderr
@@ -273,8 +201,14 @@ def test_a_configured_login_guards_the_dashboard_and_stays_secret(tmp_path):
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
-        ("localhost", True), ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True),
-        ("0.0.0.0", False), ("192.168.1.5", False), ("::", False), ("example.com", False),
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("::", False),
+        ("example.com", False),
     ],
 )
 def test_is_loopback(host, loopback):
@@ -299,8 +233,11 @@ def test_a_login_needs_both_the_file_and_the_secret(tmp_path):
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        (None, "cannot be read"), ("alice:hunter2", "not valid JSON"),
-        ('["hunter2"]', "JSON object"), ('{"alice": ""}', "JSON object"), ("{}", "JSON object"),
+        (None, "cannot be read"),
+        ("alice:hunter2", "not valid JSON"),
+        ('["hunter2"]', "JSON object"),
+        ('{"alice": ""}', "JSON object"),
+        ("{}", "JSON object"),
     ],
 )
 def test_a_bad_users_file_is_refused_without_showing_it(tmp_path, content, problem):

@@ -2,8 +2,9 @@
 
 ``create_app()`` runs once per session, so every visitor gets their own market source,
 views, streaming task and store connection; each view stops its stream when its session is
-destroyed. Its pages are tabs: *Market* (live candles) and *Data health* (the store under
-the settings' data directory).
+destroyed. Its pages are tabs: *Market* (live candles), *Strategy lab* (backtests, sweeps
+and recorded runs, over the same simulated market and the settings' store) and *Data health*
+(the store under the settings' data directory).
 Served by ``workbench serve``, or directly with ``panel serve workbench/ui/app.py``.
 """
 
@@ -15,6 +16,7 @@ from workbench.config import Settings, load_settings
 from workbench.data.sources.simulated import SimulatedMarket
 from workbench.ui.data_health import DataHealth
 from workbench.ui.market_view import MarketView
+from workbench.ui.strategy_lab import StrategyLab
 
 #: Simulated seconds per wall second in the default market: a new 1m bar every 2 seconds.
 SPEED = 30.0
@@ -24,11 +26,12 @@ def create_app(
     settings: Settings | None = None, *, speed: float = SPEED
 ) -> pn.template.BootstrapTemplate:
     """The dashboard over the embedded default: a simulated market seeded from the settings,
-    and the health of the settings' store."""
+    a strategy lab over it, and the health of the settings' store."""
     settings = settings or load_settings()
     market = SimulatedMarket(seed=settings.seed)
     pages = pn.Tabs(
         ("Market", MarketView(market, stream_options={"speed": speed})),
+        ("Strategy lab", StrategyLab(market, settings=settings)),
         ("Data health", DataHealth.from_settings(settings)),
         dynamic=True,  # a page is drawn when first opened, so the market shows at once
         sizing_mode="stretch_both",
