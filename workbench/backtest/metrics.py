@@ -203,7 +203,8 @@ def annual_return(returns: pd.Series, *, periods_per_year: float | None = None) 
     periods = _periods(returns, periods_per_year)
     if values.size == 0:
         return float("nan")
-    return float(np.prod(1 + values) ** (periods / values.size) - 1)
+    with np.errstate(over="ignore"):  # a few hours compounded to a year can exceed a float: inf
+        return float(np.prod(1 + values) ** (periods / values.size) - 1)
 
 
 def volatility(returns: pd.Series, *, periods_per_year: float | None = None) -> float:
