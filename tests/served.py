@@ -100,6 +100,24 @@ def wait_until_up(
     pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text(errors='replace')}")
 
 
+def wait_for(condition: Any, timeout: float = 30) -> bool:
+    """Poll ``condition()`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return condition()
+
+
+def tasks_named(server: Any, qualname: str) -> int:
+    """How many tasks on a ``pn.serve(threaded=True)`` server's loop run ``qualname``."""
+    import asyncio
+
+    async def count() -> int:
+        return [t.get_coro().__qualname__ for t in asyncio.all_tasks()].count(qualname)
+
+    return asyncio.run_coroutine_threadsafe(count(), server.asyncio_loop).result(10)
+
+
 @dataclass
 class Watched:
     """A browser page, with the page errors it raised and the requests that left the server."""

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 
 from tests.served import (
     CHROMIUM, CHROMIUM_ARGS, PANEL, ROOT, WORKBENCH, browser_page, clean_env, free_port,
-    port_in_use, running, wait_until_up,
+    port_in_use, running, tasks_named, wait_for, wait_until_up,
 )  # fmt: skip
 from workbench.errors import ConfigError
 from workbench.ui.server import AUTH_FILE_ENV, COOKIE_SECRET_ENV, auth_from_env, is_loopback
@@ -95,7 +94,6 @@ def test_dashboard_streams_bars_in_a_browser(tmp_path, artifacts):
 @pytest.mark.served
 def test_closing_the_page_stops_its_stream():
     """Each session streams on the server's loop until the session is destroyed."""
-    import asyncio
 
     import panel as pn
 
@@ -116,17 +114,7 @@ def test_closing_the_page_stops_its_stream():
     )
 
     def streams() -> int:
-        async def count() -> int:
-            coros = [t.get_coro().__qualname__ for t in asyncio.all_tasks()]
-            return coros.count("MarketView._follow")
-
-        return asyncio.run_coroutine_threadsafe(count(), server.asyncio_loop).result(10)
-
-    def wait_for(condition, timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return condition()
+        return tasks_named(server, "MarketView._follow")
 
     try:
         assert wait_for(lambda: port_in_use(port))

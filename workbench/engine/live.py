@@ -194,7 +194,8 @@ class PaperSession:
         self.portfolio = portfolio
         self.status: Status = "ready"
         self.journal: list[tuple[datetime, str]] = []
-        self.equity: list[tuple[pd.Timestamp, float]] = []
+        self.equity: list[tuple[pd.Timestamp, float]] = []  # after each bar time
+        self.forming: dict[str, BarUpdate] = {}  # the latest update per symbol, forming or closed
         self.listeners: list[Callable[[PaperSession], None]] = []
         self.error: BaseException | None = None
         self._stream = stream
@@ -235,19 +236,21 @@ class PaperSession:
             raise ConfigError(f"The session is {self.status}; a session starts once.")
         self._command("start")
         self.engine.begin(int(self.feed.times[0]))
-        self.status = "running"
+        self._set_status("running")
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self._task
 
     def pause(self) -> None:
+        self._require("pause", "running")
         self._command("pause")
         self._pausable.paused = True
-        self.status = "paused"
+        self._set_status("paused")
 
     def resume(self) -> None:
+        self._require("resume", "paused")
         self._command("resume")
         self._pausable.paused = False
-        self.status = "running"
+        self._set_status("running")
 
     async def stop(self) -> None:
         """Stop consuming the stream; the account stays as it is (flatten first to close)."""
@@ -261,12 +264,13 @@ class PaperSession:
             self._task.cancel()
             await asyncio.wait([self._task])
         if self.status != "stopped":
-            self.status = "stopped"
             self.engine.finish(self.orders.now)
+            self._set_status("stopped")
 
     def flatten(self) -> None:
         """Cancel every open order and close every position with market orders (they fill
         at the next bar)."""
+        self._require("flatten", "running", "paused")
         self._command("flatten")
         for order in self.orders.open_orders():
             self.orders.cancel(order, "cancelled by flatten")
@@ -328,9 +332,14 @@ class PaperSession:
     async def _run(self) -> None:
         try:
             async for update in self._stream:
+                self.forming[update.symbol] = update
                 if update.closed:
                     self.engine.step(self.feed.bar(update))
-                    self.equity.append((pd.Timestamp(update.timestamp), self.portfolio.equity()))
+                    point = (pd.Timestamp(update.timestamp), self.portfolio.equity())
+                    if self.equity and self.equity[-1][0] == point[0]:
+                        self.equity[-1] = point  # one point per bar time, after all its symbols
+                    else:
+                        self.equity.append(point)
                 else:  # a forming bar moves the marks, not the strategy
                     self.portfolio.last[update.symbol] = update.close
                 for listener in self.listeners:
@@ -341,12 +350,22 @@ class PaperSession:
             return  # stopped on request: the task ends normally
         except Exception as exc:  # the session stops loudly: the error is kept and re-raised
             self.error = exc
-            self.status = "stopped"
             self._command(f"stopped by an error: {type(exc).__name__}: {exc}")
+            self._set_status("stopped")
             raise
         else:
-            self.status = "stopped"
             self.engine.finish(self.orders.now)
+            self._set_status("stopped")
+
+    def _require(self, command: str, *statuses: Status) -> None:
+        if self.status not in statuses:
+            raise ConfigError(f"Cannot {command} a session that is {self.status}.")
+
+    def _set_status(self, status: Status) -> None:
+        """Change the status and tell the listeners (a view redraws its buttons)."""
+        self.status = status
+        for listener in self.listeners:
+            listener(self)
 
     def _command(self, what: str) -> None:
         self.journal.append((datetime.now(UTC), what))
