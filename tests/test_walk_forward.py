@@ -147,3 +147,10 @@ def test_windows_on_a_dask_cluster_give_the_same_table(bars, result):
         )
     pd.testing.assert_frame_equal(remote.table, result.table)
     pd.testing.assert_series_equal(remote.equity, result.equity)
+
+
+def test_a_last_window_of_one_bar_is_left_out():
+    index = pd.date_range("2024-01-01", periods=5 * 24 + 1, freq="1h", tz="UTC", name="timestamp")
+    plan = windows(index, "3D", "1D")  # a third window would test only the 01-06 00:00 bar
+    assert [w.train_end.day for w in plan] == [4, 5]
+    assert plan[-1].test_end == pd.Timestamp("2024-01-06", tz="UTC")

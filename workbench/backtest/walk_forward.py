@@ -43,7 +43,8 @@ class Window:
 def windows(
     index: pd.DatetimeIndex, train: str | int, test: str | int, *, anchored: bool = False
 ) -> list[Window]:
-    """The train/test windows over ``index``; the last test window may be shorter."""
+    """The train/test windows over ``index``; the last test window may be shorter, and one
+    holding fewer than two bars (no return to judge) is left out."""
     if len(index) < 2:
         raise ConfigError("Walk-forward needs bars to split; got fewer than two.")
     first, end = index[0], index[-1] + (index[-1] - index[-2])  # one bar past the last
@@ -51,9 +52,11 @@ def windows(
     out, start = [], first
     while start + span_train < end:
         test_start = start + span_train
-        out.append(
-            Window(first if anchored else start, test_start, min(test_start + span_test, end))
-        )
+        window = Window(first if anchored else start, test_start, min(test_start + span_test, end))
+        if (
+            (index >= window.train_end) & (index < window.test_end)
+        ).sum() >= 2:  # a return to judge
+            out.append(window)
         start += span_test
     if not out:
         raise ConfigError(
@@ -117,7 +120,8 @@ class WalkForwardResult:
             ["window", "sample"],
             self.objective,
         ).opts(responsive=True, height=220, multi_level=False, title=f"{self.objective} per window")
-        return (hv.Overlay([*shades, curve]) + bars).cols(1)
+        equity = hv.Overlay([*shades, curve]).opts(xlabel="time", ylabel="equity")
+        return (equity + bars).cols(1)
 
     def _repr_html_(self) -> str:
         return (

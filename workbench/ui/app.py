@@ -4,8 +4,8 @@
 views, streaming task and store connection; each view stops its stream when its session is
 destroyed. Its pages are tabs: *Market* (live candles), *Strategy lab* (backtests, sweeps
 and recorded runs, over the same simulated market and the settings' store), *Live paper*
-(a strategy paper-trading the simulated market, with its controls) and *Data health* (the
-store under the settings' data directory).
+(a strategy paper-trading the simulated market, with its controls), *Data health* (the
+store under the settings' data directory) and *Jobs* (schedules, runs, reports, run now).
 Served by ``workbench serve``, or directly with ``panel serve workbench/ui/app.py``.
 """
 
@@ -16,6 +16,7 @@ import panel as pn
 from workbench.config import Settings, load_settings
 from workbench.data.sources.simulated import SimulatedMarket
 from workbench.ui.data_health import DataHealth
+from workbench.ui.jobs_page import JobsPage
 from workbench.ui.live_paper import LivePaperView
 from workbench.ui.market_view import MarketView
 from workbench.ui.strategy_lab import StrategyLab
@@ -36,6 +37,7 @@ def create_app(
         ("Strategy lab", StrategyLab(market, settings=settings)),
         ("Live paper", LivePaperView.from_settings(settings, speed=speed)),
         ("Data health", DataHealth.from_settings(settings)),
+        ("Jobs", JobsPage.from_settings(settings)),
         dynamic=True,  # a page is drawn when first opened, so the market shows at once
         sizing_mode="stretch_both",
     )
