@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import pytest
@@ -14,7 +15,7 @@ from bokeh.document.events import (
     ColumnsStreamedEvent,
     ModelChangedEvent,
 )
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, HoverTool
 from panel.io.state import set_curdoc
 
 from workbench.data.model import BAR_COLUMNS
@@ -22,6 +23,8 @@ from workbench.data.sources.base import BarUpdate
 from workbench.data.sources.simulated import SimulatedMarket
 from workbench.data.timeframes import timeframe_ms
 from workbench.errors import UnknownSymbolError
+from workbench.indicators import bbands, ema, sma, vwap
+from workbench.strategies import MovingAverageCross
 from workbench.ui import MarketView
 
 MAX_BARS = 60
@@ -45,8 +48,15 @@ def next_bar(
     when = view.bars.index[-1] + step * pd.Timedelta(milliseconds=timeframe_ms(view.timeframe))
     close = float(last["close"]) * 1.01 if close is None else close
     return BarUpdate(
-        view.symbol, view.timeframe, when, float(last["close"]), max(close, last["close"]),
-        min(close, last["close"]), close, 1.5, closed,
+        view.symbol,
+        view.timeframe,
+        when,
+        float(last["close"]),
+        max(close, last["close"]),
+        min(close, last["close"]),
+        close,
+        1.5,
+        closed,
     )
 
 
@@ -247,10 +257,103 @@ def test_shown_without_a_loop_or_a_browser_it_shows_history_only(view):
 
 def test_its_widgets_come_from_its_parameters(view, market):
     widgets = {type(w).__name__: w for w in pn.panel(view).select(pn.widgets.Widget)}
+    widgets["Select"], signals = pn.panel(view).select(pn.widgets.Select)
     assert list(widgets["Select"].values) == market.symbols()
+    assert list(signals.values) == list(view.param.signals.objects)
+    assert list(widgets["CheckButtonGroup"].values) == list(view.param.overlays.objects)
+    widgets["CheckButtonGroup"].value = ["SMA 20"]
+    signals.value = "RsiReversion"
+    assert view.overlays == ["SMA 20"] and view.signals == "RsiReversion"
     assert list(widgets["RadioButtonGroup"].values) == list(view.param.timeframe.objects)
     widgets["Select"].value = "SOL/USDT"
     newest = view.bars.index[-1]
     assert view.symbol == "SOL/USDT"
     fetched = market.fetch_ohlcv("SOL/USDT", "1m", newest, newest)
     assert view.bars.loc[newest, "close"] == fetched["close"].iat[0]
+
+
+def closed_bars(view: MarketView) -> pd.DataFrame:
+    return view.bars.iloc[:-1]  # the forming bar is never read by overlays or signals
+
+
+def rendered(view: MarketView) -> list[ColumnDataSource]:
+    doc = Document()
+    doc.add_root(pn.panel(view).get_root(doc))
+    return list(doc.select({"type": ColumnDataSource}))
+
+
+def test_an_overlay_draws_the_indicator_over_the_closed_bars(view):
+    view.overlays = ["SMA 20", "Bollinger 20"]
+    bars = closed_bars(view)
+    lines = view.overlay_lines
+    assert lines.index.equals(bars.index)
+    pd.testing.assert_series_equal(lines["SMA 20"], sma(bars["close"], 20), check_names=False)
+    bands = bbands(bars["close"], 20)
+    for band in ("upper", "middle", "lower"):
+        pd.testing.assert_series_equal(lines[f"BB {band}"], bands[band], check_names=False)
+    drawn = [s for s in rendered(view) if any("SMA" in k for k in s.data)]
+    assert len(drawn) == 1
+    column = next(k for k in drawn[0].data if "SMA" in k)
+    np.testing.assert_array_equal(drawn[0].data[column], lines["SMA 20"].to_numpy())
+
+
+def test_an_overlay_extends_by_one_point_when_a_bar_closes(view):
+    view.overlays = ["EMA 20", "VWAP"]
+    before = view.overlay_lines
+    view.push(next_bar(view, closed=True, step=0))  # the forming bar closes
+    after = view.overlay_lines
+    assert len(after) == len(before) + 1 and after.index[-1] == view.bars.index[-1]
+    expected = ema(view.bars["close"], 20)  # every bar is closed now
+    pd.testing.assert_series_equal(after["EMA 20"], expected, check_names=False)
+    pd.testing.assert_series_equal(after["VWAP"], vwap(view.bars), check_names=False)
+
+
+def test_the_forming_bar_never_moves_an_overlay(view):
+    view.overlays = ["SMA 20"]
+    before = view.overlay_lines
+    view.push(next_bar(view, closed=False, close=1.0, step=0))
+    pd.testing.assert_frame_equal(view.overlay_lines, before)
+
+
+def test_unknown_overlays_and_strategies_are_refused(view):
+    with pytest.raises(ValueError):
+        view.overlays = ["SMA 7"]
+    with pytest.raises(ValueError):
+        view.signals = "NoSuchStrategy"
+    assert view.overlays == [] and view.signals is None
+
+
+def test_signals_are_marked_with_their_reasons_on_hover(view):
+    view.signals = "MovingAverageCross"
+    events = MovingAverageCross().events(closed_bars(view), view.symbol)
+    markers = view.signal_markers
+    assert len(markers) == len(events) > 0
+    assert list(markers["reasons"]) == ["; ".join(e.reasons) for e in events]
+    assert list(markers["direction"]) == [e.direction for e in events]
+    drawn = [s for s in rendered(view) if "reasons" in s.data]
+    assert sum(len(s.data["reasons"]) for s in drawn) == len(events)
+    doc = Document()
+    doc.add_root(pn.panel(view).get_root(doc))
+    tooltips = [str(h.tooltips) for h in doc.select({"type": HoverTool})]
+    assert any("@{reasons}" in t for t in tooltips)
+
+
+def test_signals_follow_closed_bars(view):
+    view.signals = "MovingAverageCross"
+    for _ in range(30):
+        view.push(next_bar(view, closed=True, close=float(view.bars["close"].iat[-1]) * 0.99))
+    events = MovingAverageCross().events(closed_bars(view), view.symbol)
+    assert len(view.signal_markers) == len(events)
+    assert view.signal_markers["timestamp"].iat[-1] == events[-1].time.tz_convert(None)
+    view.signals = None
+    assert view.signal_markers.empty
+
+
+def test_overlays_too_long_for_the_bars_start_empty_and_fill_in(market):
+    view = MarketView(market, max_bars=20, overlays=["SMA 50", "Bollinger 20"])
+    lines = view.overlay_lines
+    assert list(lines.columns) == ["SMA 50", "BB upper", "BB middle", "BB lower"]
+    assert lines.isna().all().all() and len(lines) == 19
+    view.push(next_bar(view, closed=True, step=0))  # the 20th closed bar: Bollinger 20 starts
+    assert view.overlay_lines["BB middle"].iat[-1] == pytest.approx(view.bars["close"].mean())
+    assert view.overlay_lines["SMA 50"].isna().all()

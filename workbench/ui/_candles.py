@@ -90,9 +90,16 @@ def _numeral_y_ticks(fmt: str):
     return hook
 
 
-def price_chart(closed: Buffer, forming: Pipe) -> hv.DynamicMap:
-    """Candles of the closed bars (streamed) under the forming bar (replaced per tick)."""
+def price_chart(
+    closed: Buffer, forming: Pipe, overlays: Pipe | None = None, signals: Pipe | None = None
+) -> hv.DynamicMap:
+    """Candles of the closed bars (streamed) under the forming bar (replaced per tick),
+    with indicator ``overlays`` and ``signals`` markers when given (replaced per closed bar)."""
     layers = hv.DynamicMap(candles, streams=[closed]) * hv.DynamicMap(candles, streams=[forming])
+    if overlays is not None:
+        layers = layers * hv.DynamicMap(lines, streams=[overlays])
+    if signals is not None:
+        layers = layers * hv.DynamicMap(markers, streams=[signals])
     return layers.opts(
         responsive=True,
         min_height=300,
@@ -118,3 +125,42 @@ def volume_chart(closed: Buffer, forming: Pipe) -> hv.DynamicMap:
         show_grid=True,
         hooks=[_numeral_y_ticks("0.[0]a")],
     )
+
+
+LINE_COLORS = ("#f5a623", "#4a90e2", "#9b59b6", "#7f8c8d", "#7f8c8d", "#e67e22", "#16a085")
+MARKERS = {1: ("triangle", UP), -1: ("inverted_triangle", DOWN), 0: ("x", "#555555")}
+
+
+def lines(data: pd.DataFrame) -> hv.Overlay:
+    """One curve per column of ``data`` besides ``timestamp`` (indicator overlays)."""
+    names = [c for c in data.columns if c != "timestamp"]
+    curves = [
+        hv.Curve(data, "timestamp", (name, "price"), label=name).opts(
+            color=LINE_COLORS[i % len(LINE_COLORS)], line_width=1.5
+        )
+        for i, name in enumerate(names)
+    ]
+    return hv.Overlay(curves)
+
+
+def markers(data: pd.DataFrame) -> hv.Overlay:
+    """Signal markers: ▲ long under the bar, ▼ short above it, × flat at the close;
+    hovering one shows its reasons."""
+    layers = []
+    for direction, (marker, color) in MARKERS.items():
+        rows = data[data["direction"] == direction]
+        layers.append(
+            hv.Scatter(rows, "timestamp", ["price", "side", "reasons"]).opts(
+                marker=marker,
+                color=color,
+                size=11,
+                tools=["hover"],
+                hover_tooltips=[
+                    ("time (UTC)", "@timestamp{%F %H:%M}"),
+                    ("signal", "@side"),
+                    ("reasons", "@reasons"),
+                ],
+                hover_formatters={"@timestamp": "datetime"},
+            )
+        )
+    return hv.Overlay(layers)

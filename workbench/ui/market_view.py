@@ -9,6 +9,11 @@ Drawing is split so that streaming never redraws the figure: closed bars live in
 HoloViews ``Buffer`` (Bokeh receives each new one through ``ColumnDataSource.stream``),
 the forming bar in a one-row ``Pipe`` that is replaced on every tick. Choosing another
 symbol or timeframe loads its history into a fresh ``Buffer`` and so a fresh chart.
+
+Indicator overlays and signal markers are computed from the closed bars only (never the
+forming one, so nothing looks ahead) and sent through their own ``Pipe`` whenever a bar
+closes: at most ``max_bars`` rows recomputed, the candles untouched. Choosing other
+overlays or another strategy redraws the price chart once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import logging
 import math
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -24,12 +30,31 @@ from holoviews.streams import Buffer, Pipe
 
 from workbench.data.model import BAR_COLUMNS, empty_bars
 from workbench.data.sources.base import BarUpdate, MarketSource
-from workbench.errors import UnknownSymbolError
+from workbench.errors import UnknownSymbolError, WorkbenchError
+from workbench.indicators import bbands, ema, sma, vwap
+from workbench.strategies import BUILTIN_STRATEGIES
 from workbench.ui._candles import VOLUME_HEIGHT, plot_frame, price_chart, volume_chart
 
 log = logging.getLogger(__name__)
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
+
+
+def _bollinger(bars: pd.DataFrame) -> pd.DataFrame:
+    bands = bbands(bars["close"], 20)
+    return bands.rename(columns=lambda c: f"BB {c}")[["BB upper", "BB middle", "BB lower"]]
+
+
+# Each overlay: its lines (Series or DataFrame aligned with the bars) from closed bars.
+OVERLAYS = {
+    "SMA 20": lambda bars: sma(bars["close"], 20).rename("SMA 20"),
+    "SMA 50": lambda bars: sma(bars["close"], 50).rename("SMA 50"),
+    "EMA 20": lambda bars: ema(bars["close"], 20).rename("EMA 20"),
+    "EMA 50": lambda bars: ema(bars["close"], 50).rename("EMA 50"),
+    "Bollinger 20": _bollinger,
+    "VWAP": lambda bars: vwap(bars).rename("VWAP"),
+}
+_OVERLAY_LINES = {"Bollinger 20": ["BB upper", "BB middle", "BB lower"]}  # else its name
 
 
 class MarketView(pn.viewable.Viewer):
@@ -55,6 +80,15 @@ class MarketView(pn.viewable.Viewer):
         bounds=(0, None),
         doc="Least seconds between redraws of the forming bar (closed bars draw at once).",
     )
+    overlays = param.ListSelector(
+        default=[], objects=list(OVERLAYS), doc="Indicator lines drawn over the candles."
+    )
+    signals = param.Selector(
+        default=None,
+        objects=[None, *BUILTIN_STRATEGIES],
+        doc="A built-in strategy (default parameters) whose signals are marked on the chart, "
+        "with their reasons on hover.",
+    )
     stream_options = param.Dict(
         default={},
         doc="Extra keyword arguments for source.stream_bars, e.g. {'speed': 30} for the "
@@ -78,10 +112,14 @@ class MarketView(pn.viewable.Viewer):
         self._closed = Buffer(self._forming.data, length=self.max_bars, index=False)
         self._price = pn.pane.HoloViews(sizing_mode="stretch_both", min_height=300)
         self._volume = pn.pane.HoloViews(sizing_mode="stretch_width", height=VOLUME_HEIGHT)
+        self._lines: Pipe | None = None
+        self._markers: Pipe | None = None
         self._layout = pn.Column(
             pn.Row(
                 pn.widgets.Select.from_param(self.param.symbol, name="", width=140),
                 pn.widgets.RadioButtonGroup.from_param(self.param.timeframe, name=""),
+                pn.widgets.CheckButtonGroup.from_param(self.param.overlays, name=""),
+                pn.widgets.Select.from_param(self.param.signals, name="", width=170),
                 pn.pane.Markdown(
                     pn.bind(self._status, self._forming.param.data),
                     align="center",
@@ -102,6 +140,27 @@ class MarketView(pn.viewable.Viewer):
         frame = pd.concat([self._closed.data, self._forming.data], ignore_index=True)
         index = pd.DatetimeIndex(frame["timestamp"], name="timestamp").tz_localize("UTC")
         return pd.DataFrame({c: frame[c].to_numpy() for c in BAR_COLUMNS}, index=index)
+
+    @property
+    def closed_bars(self) -> pd.DataFrame:
+        """The closed bars on the chart (what overlays and signals are computed from)."""
+        frame = self._closed.data
+        index = pd.DatetimeIndex(frame["timestamp"], name="timestamp").tz_localize("UTC")
+        return pd.DataFrame({c: frame[c].to_numpy() for c in BAR_COLUMNS}, index=index)
+
+    @property
+    def overlay_lines(self) -> pd.DataFrame:
+        """The overlay lines drawn, one column per line, indexed like :attr:`closed_bars`."""
+        data = self._lines.data if self._lines is not None else pd.DataFrame({"timestamp": []})
+        index = pd.DatetimeIndex(data["timestamp"], name="timestamp").tz_localize("UTC")
+        return data.drop(columns="timestamp").set_axis(index)
+
+    @property
+    def signal_markers(self) -> pd.DataFrame:
+        """The signal markers drawn: time (naive UTC), price, direction and reasons."""
+        if self._markers is None:
+            return _markers_frame([], empty_bars())
+        return self._markers.data
 
     @property
     def streaming(self) -> bool:
@@ -140,6 +199,7 @@ class MarketView(pn.viewable.Viewer):
             done.append(row)
         if done:
             self._closed.send(pd.concat(done, ignore_index=True))
+            self._update_studies()
         self._forming.send(row.iloc[:0] if update.closed else row)
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -162,8 +222,50 @@ class MarketView(pn.viewable.Viewer):
         frame = plot_frame(bars, self.timeframe)
         self._closed = Buffer(frame.iloc[:-1], length=self.max_bars, index=False)
         self._forming.send(frame.iloc[-1:])
-        self._price.object = price_chart(self._closed, self._forming)
         self._volume.object = volume_chart(self._closed, self._forming)
+        self._draw_price()
+
+    @param.depends("overlays", "signals", watch=True)
+    def _draw_price(self) -> None:
+        """The price chart, with fresh Pipes for the chosen overlays and signals."""
+        bars = self.closed_bars
+        self._lines = Pipe(data=self._compute_lines(bars)) if self.overlays else None
+        self._markers = Pipe(data=self._compute_markers(bars)) if self.signals else None
+        self._price.object = price_chart(self._closed, self._forming, self._lines, self._markers)
+
+    def _update_studies(self) -> None:
+        """Recompute overlays and signals over the kept closed bars, after a bar closed."""
+        if self._lines is None and self._markers is None:
+            return
+        bars = self.closed_bars
+        if self._lines is not None:
+            self._lines.send(self._compute_lines(bars))
+        if self._markers is not None:
+            self._markers.send(self._compute_markers(bars))
+
+    def _compute_lines(self, bars: pd.DataFrame) -> pd.DataFrame:
+        columns: dict[str, np.ndarray] = {}
+        for name in self.overlays:
+            try:
+                result = OVERLAYS[name](bars)
+            except WorkbenchError as exc:  # e.g. fewer bars than the period: no line yet
+                log.info("Overlay %s not drawn over %d bars: %s", name, len(bars), exc)
+                nan = np.full(len(bars), np.nan)  # same columns, so the chart keeps its lines
+                columns.update({c: nan for c in _OVERLAY_LINES.get(name, [name])})
+                continue
+            frame = result.to_frame() if isinstance(result, pd.Series) else result
+            columns.update({c: frame[c].to_numpy(dtype=float) for c in frame.columns})
+        times = pd.DatetimeIndex(bars.index).tz_convert(None).as_unit("ns")
+        return pd.DataFrame({"timestamp": times, **columns})
+
+    def _compute_markers(self, bars: pd.DataFrame) -> pd.DataFrame:
+        strategy = BUILTIN_STRATEGIES[self.signals]()
+        try:
+            events = strategy.events(bars, self.symbol) if len(bars) else []
+        except WorkbenchError as exc:  # e.g. fewer bars than its indicators need
+            log.info("Signals of %s not drawn over %d bars: %s", self.signals, len(bars), exc)
+            events = []
+        return _markers_frame(events, bars)
 
     async def _follow(self) -> None:
         """Draw closed bars at once, the forming bar at most every ``refresh`` seconds.
@@ -226,6 +328,30 @@ class MarketView(pn.viewable.Viewer):
             return f"{head} · no bars"
         bar = last.iloc[-1]
         return f"{head} · last **{bar['close']:,.6g}** · {bar['timestamp']:%Y-%m-%d %H:%M} UTC"
+
+
+_SIDES = {1: "long", -1: "short", 0: "flat"}
+
+
+def _markers_frame(events: list, bars: pd.DataFrame) -> pd.DataFrame:
+    """Signal markers: ▲ under the bar's low, ▼ over its high, × at its close."""
+    times = pd.DatetimeIndex([e.time for e in events], tz="UTC")
+    rows = bars.reindex(times)
+    direction = np.array([e.direction for e in events], dtype=int)
+    price = np.select(
+        [direction > 0, direction < 0],
+        [rows["low"].to_numpy(), rows["high"].to_numpy()],
+        rows["close"].to_numpy(),
+    )
+    return pd.DataFrame(
+        {
+            "timestamp": times.tz_convert(None).as_unit("ns"),
+            "price": price.astype(float),
+            "direction": direction,
+            "side": [_SIDES[d] for d in direction],
+            "reasons": ["; ".join(e.reasons) for e in events],
+        }
+    )
 
 
 def _bar_frame(update: BarUpdate) -> pd.DataFrame:
