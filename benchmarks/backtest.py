@@ -63,6 +63,8 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
+import _synthetic
+
 CASH, FEES, FAST, SLOW = 1e12, 0.001, 10, 50
 BT_CASH, UNITS = 10_000.0, 10  # backtesting.py trades whole units: 10 at about 100 each
 FAST_GRID = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
@@ -71,22 +73,8 @@ RTOL = 1e-9
 
 
 def synthetic_bars(rows: int, seed: int = 7) -> pd.DataFrame:
-    """A seeded geometric random walk in the bar convention (UTC minute index, float64)."""
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, rows)))
-    open_ = np.r_[close[0], close[:-1]] * np.exp(rng.normal(0.0, 2e-4, rows))
-    wick = np.abs(rng.normal(0.0, 5e-4, (2, rows)))
-    index = pd.date_range("2024-01-01", periods=rows, freq="1min", tz="UTC", name="timestamp")
-    return pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * (1.0 + wick[0]),
-            "low": np.minimum(open_, close) * (1.0 - wick[1]),
-            "close": close,
-            "volume": rng.lognormal(3.0, 1.0, rows),
-        },
-        index=index,
-    )
+    """The seeded walk, each bar opening with a small gap from the previous close."""
+    return _synthetic.synthetic_bars(rows, seed, gap=2e-4)
 
 
 # -- measuring --------------------------------------------------------------------------------
@@ -336,25 +324,18 @@ def section_single(bench: Bench) -> None:
     }
 
 
-def section_backtesting(bench: Bench) -> None:
-    """backtesting.py on a slice, in whole units, against our path in the same units."""
-    import backtesting.backtesting as bt_module
+def reference_cross() -> type:
+    """The SMA cross as a backtesting.py strategy, trading ``UNITS`` whole units.
+
+    TA-Lib's SMAs (ours to the bit) are its indicators, their warm-up filled with values
+    that never cross (fast 0, slow inf): backtesting.py skips next() until every indicator
+    is defined, which would miss a cross on the first bar both averages exist, where our
+    convention can already act."""
     import talib
-    from backtesting import Backtest, Strategy
-
-    from workbench.backtest.vectorized import run_vectorized
-    from workbench.strategies import MovingAverageCross
-
-    bt_module._tqdm = lambda seq, **_: seq  # no progress bar in the timing
-    bars = bench.bars.iloc[: bench.bt_bars]
-    data = bars.rename(columns=str.capitalize)
+    from backtesting import Strategy
 
     class Cross(Strategy):
         def init(self):
-            # TA-Lib's SMAs (ours to the bit) as backtesting.py indicators. Their warm-up
-            # is filled with values that never cross (fast 0, slow inf): backtesting.py
-            # skips next() until every indicator is defined, which would miss a cross on
-            # the first bar both averages exist, where our convention can already act.
             self.fast = self.I(
                 lambda x: np.nan_to_num(talib.SMA(x, FAST), nan=0.0), self.data.Close
             )
@@ -368,6 +349,23 @@ def section_backtesting(bench: Bench) -> None:
                     self.buy(size=UNITS)
             elif self.position:
                 self.position.close()
+
+    return Cross
+
+
+def section_backtesting(bench: Bench) -> None:
+    """backtesting.py on a slice, in whole units, against our path in the same units."""
+    import backtesting.backtesting as bt_module
+    from backtesting import Backtest
+
+    from workbench.backtest.vectorized import run_vectorized
+    from workbench.strategies import MovingAverageCross
+
+    bt_module._tqdm = lambda seq, **_: seq  # no progress bar in the timing
+    bars = bench.bars.iloc[: bench.bt_bars]
+    data = bars.rename(columns=str.capitalize)
+
+    Cross = reference_cross()
 
     def theirs():
         with warnings.catch_warnings():
@@ -538,7 +536,6 @@ def section_event(bench: Bench) -> None:
     import backtesting.backtesting as bt_module
     import talib
     from backtesting import Backtest as ReferenceBacktest
-    from backtesting import Strategy
 
     from workbench.backtest.api import Backtest
     from workbench.engine import EventStrategy
@@ -547,21 +544,7 @@ def section_event(bench: Bench) -> None:
     bars = bench.bars.iloc[: bench.bt_bars]
     data = bars.rename(columns=str.capitalize)
 
-    class Reference(Strategy):
-        def init(self):  # the warm-up filled as in section_backtesting: no cross before both exist
-            self.fast = self.I(
-                lambda x: np.nan_to_num(talib.SMA(x, FAST), nan=0.0), self.data.Close
-            )
-            self.slow = self.I(
-                lambda x: np.nan_to_num(talib.SMA(x, SLOW), nan=np.inf), self.data.Close
-            )
-
-        def next(self):
-            if self.fast[-1] > self.slow[-1]:
-                if not self.position:
-                    self.buy(size=UNITS)
-            elif self.position:
-                self.position.close()
+    Reference = reference_cross()
 
     class Cross(EventStrategy):
         """The same rule as a workbench event strategy: one Python call per bar."""

@@ -27,10 +27,17 @@ def synthetic_bars(n: int, seed: int = 42) -> pd.DataFrame:
     close = 30_000 * np.exp(np.cumsum(rng.standard_t(4, n) * 5e-4))
     open_ = np.r_[close[0], close[:-1]]
     wick = np.abs(rng.normal(0, 3e-4, n)) * close
-    index = pd.date_range("2022-01-01", periods=n, freq="1min", tz="UTC", name="timestamp").as_unit("ns")
+    index = pd.date_range("2022-01-01", periods=n, freq="1min", tz="UTC", name="timestamp").as_unit(
+        "ns"
+    )
     return pd.DataFrame(
-        {"open": open_, "high": np.fmax(open_, close) + wick, "low": np.fmin(open_, close) - wick,
-         "close": close, "volume": rng.gamma(2, 5, n)},
+        {
+            "open": open_,
+            "high": np.fmax(open_, close) + wick,
+            "low": np.fmin(open_, close) - wick,
+            "close": close,
+            "volume": rng.gamma(2, 5, n),
+        },
         index=index,
     )
 
@@ -62,14 +69,18 @@ def main() -> None:
         start = time.perf_counter()
         store.upsert_bars("sim", "BTC/USDT", "1m", bars)
         upsert_cold = time.perf_counter() - start
-        upsert_again = best_of(args.repeat, lambda: store.upsert_bars("sim", "BTC/USDT", "1m", bars))
+        upsert_again = best_of(
+            args.repeat, lambda: store.upsert_bars("sim", "BTC/USDT", "1m", bars)
+        )
         read = best_of(args.repeat, lambda: store.bars("sim", "BTC/USDT", "1m"))
         back = store.bars("sim", "BTC/USDT", "1m")
         assert back.equals(bars), "the store did not return the bars it was given"
         store.close()
 
         parquet = tmp / "bench.parquet"
-        bars.reset_index().assign(timestamp=lambda f: f.timestamp.astype("int64") // 1_000_000).to_parquet(parquet)
+        bars.reset_index().assign(
+            timestamp=lambda f: f.timestamp.astype("int64") // 1_000_000
+        ).to_parquet(parquet)
         reference = best_of(args.repeat, lambda: read_parquet(parquet))
         raw_parquet = best_of(args.repeat, lambda: pd.read_parquet(parquet))
         assert read_parquet(parquet).equals(bars)
@@ -90,11 +101,19 @@ def main() -> None:
         "sqlite_mb": round(db_bytes / 2**20, 1),
         "targets_met": bool(args.bars / upsert_cold >= 200_000 and read / reference <= 3),
     }
-    print(f"{'upsert (new)':24}{upsert_cold:9.3f} s  {figures['upsert_bars_per_s']:>12,} bars/s   target >= 200,000")
-    print(f"{'upsert (same again)':24}{upsert_again:9.3f} s  {figures['re_upsert_bars_per_s']:>12,} bars/s")
+    print(
+        f"{'upsert (new)':24}{upsert_cold:9.3f} s  {figures['upsert_bars_per_s']:>12,} bars/s   target >= 200,000"
+    )
+    print(
+        f"{'upsert (same again)':24}{upsert_again:9.3f} s  {figures['re_upsert_bars_per_s']:>12,} bars/s"
+    )
     print(f"{'read from SQLite':24}{read:9.3f} s")
-    print(f"{'read from Parquet':24}{reference:9.3f} s   ratio {figures['read_ratio_vs_parquet']:.2f}x   target <= 3x")
-    print(f"{'  (pd.read_parquet only)':24}{raw_parquet:9.3f} s   ratio {figures['read_ratio_vs_raw_parquet']:.2f}x")
+    print(
+        f"{'read from Parquet':24}{reference:9.3f} s   ratio {figures['read_ratio_vs_parquet']:.2f}x   target <= 3x"
+    )
+    print(
+        f"{'  (pd.read_parquet only)':24}{raw_parquet:9.3f} s   ratio {figures['read_ratio_vs_raw_parquet']:.2f}x"
+    )
     print(json.dumps(figures))
 
 

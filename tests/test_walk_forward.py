@@ -21,19 +21,17 @@ def bars(shared_data):
     return to_bars(pd.read_parquet(shared_data / "binance-spot/5m/ETH_BTC.parquet"))
 
 
+def run(bars, **extra):
+    """The walk-forward the tests here check: ETH/BTC, the SMA grid, 5 days in, 2 out."""
+    return walk_forward(
+        bars, MovingAverageCross(long_only=True), GRID, train="5D", test="2D",
+        cash=1.0, fees=0.001, symbol="ETH/BTC", progress=False, **extra,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def result(bars):
-    return walk_forward(
-        bars,
-        MovingAverageCross(long_only=True),
-        GRID,
-        train="5D",
-        test="2D",
-        cash=1.0,
-        fees=0.001,
-        symbol="ETH/BTC",
-        progress=False,
-    )
+    return run(bars)
 
 
 def test_rolling_and_anchored_windows_tile_the_data():
@@ -81,17 +79,7 @@ def test_changing_later_bars_does_not_change_earlier_windows(bars, result):
     future = bars.copy()
     cut = result.table["test_end"].iloc[3]
     future.loc[cut:, ["open", "high", "low", "close"]] *= 1.5
-    again = walk_forward(
-        future,
-        MovingAverageCross(long_only=True),
-        GRID,
-        train="5D",
-        test="2D",
-        cash=1.0,
-        fees=0.001,
-        symbol="ETH/BTC",
-        progress=False,
-    )
+    again = run(future)
     pd.testing.assert_frame_equal(again.table.iloc[:4], result.table.iloc[:4])
     assert not again.table.iloc[4:].equals(result.table.iloc[4:])
 
@@ -133,18 +121,7 @@ def test_windows_on_a_dask_cluster_give_the_same_table(bars, result):
         ) as cluster,
         Client(cluster) as client,
     ):
-        remote = walk_forward(
-            bars,
-            MovingAverageCross(long_only=True),
-            GRID,
-            train="5D",
-            test="2D",
-            cash=1.0,
-            fees=0.001,
-            symbol="ETH/BTC",
-            client=client,
-            progress=False,
-        )
+        remote = run(bars, client=client)
     pd.testing.assert_frame_equal(remote.table, result.table)
     pd.testing.assert_series_equal(remote.equity, result.equity)
 
