@@ -54,7 +54,6 @@ class Engine:
         self.rows = dict.fromkeys(feed.symbols, -1)
         self._funding = _funding_schedules(feed, self.portfolio, funding)
         self._marks = _mark_ranges(feed, marks or {})
-        self.liquidations: list[tuple[int, str, float]] = []
         orders.listeners.append(self._on_fill)
         self._hears_fills = type(strategy).on_fill is not EventStrategy.on_fill
         self.ctx = Context(self)
@@ -207,7 +206,6 @@ class Engine:
             t,
         )
         order.reason = f"liquidated: the mark reached {price:.6g}"
-        self.liquidations.append((t, symbol, price))
         fill = Fill(order.id, t, symbol, side, size, price, fee, "liquidation")
         self.portfolio.apply(fill)
         self._on_fill(order, fill)

@@ -152,14 +152,6 @@ class Portfolio:
             if p.quantity
         )
 
-    def margin_used(self) -> float:
-        """Maintenance margin of the open perpetuals, in the account currency."""
-        total = 0.0
-        for s, p in self.positions.items():
-            if p.quantity and self.instruments[s].is_margin:
-                total += self._maintenance(s, self.last[s]) * self.rate(self.instruments[s].quote)
-        return total
-
     # -- changing -----------------------------------------------------------------------------
 
     def apply(self, fill: Fill) -> None:

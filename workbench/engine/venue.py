@@ -98,9 +98,6 @@ class SimulatedVenue:
             if not book:
                 del self.books[order.symbol]  # the engine skips symbols with no book
 
-    def has_orders(self, symbol: str) -> bool:
-        return bool(self.books.get(symbol))
-
     def on_bar(
         self, symbol: str, opened: int, closes: int, o: float, h: float, l: float, v: float
     ) -> None:
