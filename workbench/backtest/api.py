@@ -25,6 +25,7 @@ from workbench.engine import (
     Engine, FeeSchedule, Instrument, OrderManager, Portfolio, ReplayFeed, RiskLimits,
     RiskManager, SimulatedVenue, SlippageModel,
 )  # fmt: skip
+from workbench.engine.equity import equity_frame
 from workbench.engine.orders import ORDER_COLUMNS, Fill, Order
 
 FILL_COLUMNS = ("order_id", "time", "symbol", "side", "quantity", "price", "fee", "liquidity")
@@ -171,7 +172,7 @@ class BacktestResult:
 
 def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
     portfolio, feed = engine.portfolio, engine.feed
-    account, positions = engine.equity_frame()
+    account, positions = equity_frame(engine.portfolio, engine.feed)
     if backtest.start is not None:
         account, positions = account.loc[backtest.start :], positions.loc[backtest.start :]
     last_time = int(feed.times[-1])
