@@ -750,6 +750,31 @@ def test_bracket_exits_are_not_cancelled_when_a_partly_filled_entry_ends():
     assert result.positions["asset"].tolist() == [0.0, 5.0, 0.0]
 
 
+@pytest.mark.timeout(60)  # the venue once matched these exits against one bar forever
+def test_two_entries_filled_at_one_open_send_their_exits_to_that_bar_once():
+    """Entry A half fills at bar 1's open (its exits go on the book); entry B is placed at
+    bar 1's close; at bar 2's open both fill. Each bracket's exits meet bar 2 once."""
+    rows = [
+        (100.0, 101.0, 99.0, 100.0, 1000.0),
+        (100.0, 101.0, 99.0, 100.0, 50.0),  # 5 of A's 10 fill at the open
+        (100.0, 101.0, 99.0, 100.0, 1000.0),  # A's last 5 and B's 10 fill at the open
+    ]
+    script = {
+        0: [buy(10, stop_loss=90.0, take_profit=120.0)],
+        1: [buy(10, stop_loss=90.0, take_profit=120.0)],
+    }
+    result, _ = run(rows, script, participation=0.1)
+
+    assert [(i, t, q, p) for i, t, _, q, p, _, _ in fills_of(result)] == [
+        (1, at(1), 5.0, 100.0),
+        (1, at(2), 5.0, 100.0),
+        (4, at(2), 10.0, 100.0),
+    ]
+    exits = result.orders[result.orders["tag"] != ""].set_index("id")
+    assert exits["status"].tolist() == ["open"] * 4  # nothing reached 90 or 120
+    assert exits["quantity"].tolist() == [10.0, 10.0, 10.0, 10.0]
+
+
 def test_reduce_only_exits_do_nothing_once_the_position_is_gone():
     rows = [
         BASE[0],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from workbench.errors import ConfigError
@@ -41,8 +42,8 @@ class Instrument:
     def settle(self) -> str:
         return self.quote
 
-    @property
-    def is_margin(self) -> bool:
+    @cached_property
+    def is_margin(self) -> bool:  # (cached: read on every fill)
         return self.kind == "perpetual"
 
     def tier(self, notional: float) -> MarginTier:

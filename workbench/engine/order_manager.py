@@ -80,30 +80,31 @@ class OrderManager:
         ``stop_loss`` / ``take_profit`` (prices) make a bracket: exit orders for what the
         entry fills, cancelling each other when one fills.
         """
-        order = Order(
+        order = Order(  # (positional: keywords would cost a third more)
             next(self._ids),
             symbol,
             side if side.__class__ is Side else Side(side),
             type if type.__class__ is OrderType else OrderType(type),
             float(quantity),
             self.now,
-            limit_price=float(limit_price),
-            stop_price=float(stop_price),
-            trail=float(trail),
-            time_in_force=time_in_force
-            if time_in_force.__class__ is TimeInForce
-            else TimeInForce(time_in_force),
-            target=float(target),
-            reduce_only=reduce_only,
-            tag=tag,
+            float(limit_price),
+            float(stop_price),
+            float(trail),
+            time_in_force if time_in_force.__class__ is TimeInForce else TimeInForce(time_in_force),
+            float(target),
+            reduce_only,
+            tag,
         )
         self.orders[order.id] = order
-        problem = self._invalid(order) or _bad_bracket(order.side, stop_loss, take_profit)
+        bracket = stop_loss == stop_loss or take_profit == take_profit  # either is not NaN
+        problem = self._invalid(order) or (
+            _bad_bracket(order.side, stop_loss, take_profit) if bracket else ""
+        )
         if problem:
             return self._reject(order, problem)
         if not self._approve(order):
             return order
-        exits = self._bracket(order, stop_loss, take_profit)
+        exits = self._bracket(order, stop_loss, take_profit) if bracket else ()
         self.venue.submit(order)
         for child in exits:
             self.orders[child.id] = child
@@ -132,26 +133,27 @@ class OrderManager:
     def _invalid(self, order: Order) -> str:
         if order.symbol not in self.portfolio.instruments:
             return f"unknown symbol {order.symbol!r}; this run trades {sorted(self.portfolio.instruments)}"
-        for name in _NEEDS.get(order.type, ()):
-            value = getattr(order, name)
-            if not (math.isfinite(value) and value > 0):
-                return f"a {order.type.value} order needs a positive {name}; got {value}"
-        if math.isnan(order.target):
-            if not (math.isfinite(order.quantity) and order.quantity > 0):
+        if order.type is not OrderType.MARKET:
+            for name in _NEEDS[order.type]:
+                value = getattr(order, name)
+                if not 0 < value < math.inf:  # (False for NaN)
+                    return f"a {order.type.value} order needs a positive {name}; got {value}"
+        target = order.target
+        if target != target:  # NaN: an order by quantity
+            if not 0 < order.quantity < math.inf:
                 return f"quantity must be a positive number; got {order.quantity}"
-        elif not math.isfinite(order.target):
-            return f"target must be a finite fraction of equity; got {order.target}"
+        elif not math.isfinite(target):
+            return f"target must be a finite fraction of equity; got {target}"
         return ""
 
     def _approve(self, order: Order) -> bool:
         """The pre-trade risk check, on the last price; a resize shrinks the order."""
-        p = self.portfolio
-        price = p.last[order.symbol]
         if not self.risk.limited:
             self.risk.decisions.append(
                 (self.now, order.id, "approve", order.quantity, "no limits set")
             )
             return True
+        price = self.portfolio.last[order.symbol]
         if math.isnan(price):
             self._unchecked.add(order.id)  # no price yet (on_start): checked when it fills
             return True
@@ -220,9 +222,10 @@ class OrderManager:
             if refused:
                 return 0.0, refused
         instrument = p.instruments[order.symbol]
-        held = p.position(order.symbol)
-        sign = order.side.sign
-        if not math.isnan(order.target):
+        held = p.positions[order.symbol].quantity
+        sign = 1 if order.side is Side.BUY else -1
+        by_target = not math.isnan(order.target)
+        if by_target:
             change = self.target_change(order.symbol, order.target, price)
             if change * sign <= 0:
                 return 0.0, "already at the target"
@@ -230,7 +233,7 @@ class OrderManager:
             if quantity <= 0:
                 return 0.0, "the risk limit's cap is filled"
         else:
-            quantity = order.remaining
+            quantity = order.quantity - order.filled
         if order.reduce_only:
             if held * sign >= 0:
                 return 0.0, "reduce-only: no position left to reduce"
@@ -239,7 +242,7 @@ class OrderManager:
             after = abs(held + sign * quantity)
             room = (p.equity() * self.leverage) / price
             if after > abs(held) and after > room:
-                if math.isnan(order.target):
+                if not by_target:
                     return (
                         0.0,
                         f"insufficient margin: {after:.6g} {instrument.base} needs more than {self.leverage:g}x equity",
@@ -247,9 +250,9 @@ class OrderManager:
                 quantity = max(room - abs(held), 0.0) if held * sign >= 0 else abs(held) + room
         elif sign > 0:
             cash = p.cash[instrument.quote]
-            afford = max(cash, 0.0) / (price * (1 + fee_rate))
+            afford = (0.0 if cash < 0.0 else cash) / (price * (1 + fee_rate))
             if quantity > afford:
-                if math.isnan(order.target):
+                if not by_target:
                     return 0.0, (
                         f"insufficient {instrument.quote}: {quantity:.6g} {order.symbol} at {price:.6g} "
                         f"costs {quantity * price * (1 + fee_rate):.6g}, cash is {cash:.6g}"
@@ -262,27 +265,38 @@ class OrderManager:
                 f"cannot sell {quantity:.6g} {instrument.base}: {held:.6g} held, and short selling "
                 f"spot needs a margin account (leverage > 1)"
             )
-            if math.isnan(order.target) or held <= 0:
+            if not by_target or held <= 0:
                 return 0.0, no_short
             quantity = held  # a target order goes as far as it can: flat
             order.reason = f"stopped at flat: {no_short}"
-        if not math.isnan(order.target):
+        if by_target:
             order.quantity = order.filled + quantity
         return quantity, ""
 
     def _report(self, order: Order, fill: Fill | None) -> None:
+        linked = order.id in self._kids or order.oco  # (most orders have no links)
         if fill is None:
-            for child in self._children(order):
-                if (
-                    child.status is OrderStatus.PENDING
-                ):  # exits of a filled part stay, to protect it
-                    self.cancel(child, f"parent order {order.id} {order.status.value}")
-            for (
-                sibling_id
-            ) in order.oco:  # an exit the venue ended (nothing left to reduce): both go
-                self.cancel(self.orders[sibling_id], f"OCO: order {order.id} {order.status.value}")
+            if linked:
+                self._ended(order)
             return
         self.portfolio.apply(fill)
+        if linked:
+            self._filled(order, fill)
+        for listener in self.listeners:
+            listener(order, fill)
+
+    def _ended(self, order: Order) -> None:
+        """An order ended unfilled: its pending exits go, and an exit the venue ended
+        (nothing left to reduce) takes its OCO sibling with it."""
+        for child in self._children(order):
+            if child.status is OrderStatus.PENDING:  # exits of a filled part stay, to protect it
+                self.cancel(child, f"parent order {order.id} {order.status.value}")
+        for sibling_id in order.oco:
+            self.cancel(self.orders[sibling_id], f"OCO: order {order.id} {order.status.value}")
+
+    def _filled(self, order: Order, fill: Fill) -> None:
+        """An order filled (in part): its exits cover what it filled, its OCO siblings go
+        (or shrink by what filled)."""
         for child in self._children(order):
             child.quantity = order.filled
             if child.status is OrderStatus.PENDING:
@@ -294,14 +308,11 @@ class OrderManager:
                 self.cancel(sibling, f"OCO: order {order.id} filled")
             elif sibling.is_open:
                 sibling.quantity = max(sibling.quantity - fill.quantity, sibling.filled)
-        for listener in self.listeners:
-            listener(order, fill)
 
     # -- links --------------------------------------------------------------------------------
 
     def _bracket(self, entry: Order, stop_loss: float, take_profit: float) -> list[Order]:
-        if stop_loss != stop_loss and take_profit != take_profit:  # both NaN: no bracket
-            return []
+        """The exits of an entry given a stop-loss or a take-profit price (or both)."""
         exit_side = Side.SELL if entry.side is Side.BUY else Side.BUY
         legs = [
             (OrderType.STOP, {"stop_price": stop_loss}, "stop_loss"),
@@ -325,7 +336,7 @@ class OrderManager:
             if math.isfinite(next(iter(prices.values())))
         ]
         for child in children:
-            child.oco = [c.id for c in children if c is not child]
+            child.oco = tuple([c.id for c in children if c is not child])
         return children
 
     def _children(self, order: Order) -> list[Order]:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from workbench.engine.instruments import Instrument
-from workbench.engine.orders import Fill
+from workbench.engine.orders import Fill, Side
 from workbench.errors import ConfigError
 
 
@@ -104,7 +104,10 @@ class Portfolio:
         self._one_currency = list(self.cash) == [self.currency]
         self._margin = {s: i.is_margin for s, i in self.instruments.items()}
         self._held = list(self.positions.values())
+        self._balances = self.cash.values()  # (a live view)
         self._margin_list = list(self._margin.values())
+        # without perpetuals every snapshot's basis is zeros: one tuple serves them all
+        self._spot_basis = None if any(self._margin_list) else (0.0,) * len(self._held)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -156,30 +159,35 @@ class Portfolio:
 
     def apply(self, fill: Fill) -> None:
         """Book a fill: cash, position, average entry, realised P&L and the trade ledger."""
-        instrument = self.instruments[fill.symbol]
-        p = self.positions[fill.symbol]
-        signed = fill.signed_quantity
+        _, time, symbol, side, quantity, price, fee, _ = fill
+        instrument = self.instruments[symbol]
+        p = self.positions[symbol]
+        signed = quantity if side is Side.BUY else -quantity
         old = p.quantity
         new = old + signed
-        closing = min(abs(signed), abs(old)) if old * signed < 0 else 0.0
-        realised = math.copysign(closing, old) * (fill.price - p.entry_price) if closing else 0.0
-        if instrument.is_margin:
-            self.cash[instrument.quote] += realised - fill.fee
+        size, held = abs(signed), abs(old)  # (conditionals below: min and max cost 5x more)
+        if old * signed < 0:  # closes some or all of the position
+            closing = held if held < size else size
+            realised = math.copysign(closing, old) * (price - p.entry_price)
         else:
-            self.cash[instrument.quote] -= signed * fill.price + fill.fee
-        if abs(new) < 1e-12 * max(abs(old), abs(signed)):
+            realised = 0.0
+        if instrument.is_margin:
+            self.cash[instrument.quote] += realised - fee
+        else:
+            self.cash[instrument.quote] -= signed * price + fee
+        if abs(new) < 1e-12 * (size if size > held else held):
             new = 0.0
         if new == 0.0:
             p.entry_price = 0.0
         elif old * new <= 0:  # opened, or reversed through zero
-            p.entry_price = fill.price
-        elif abs(new) > abs(old):  # added to the position
-            p.entry_price = (old * p.entry_price + signed * fill.price) / new
+            p.entry_price = price
+        elif abs(new) > held:  # added to the position
+            p.entry_price = (old * p.entry_price + signed * price) / new
         p.quantity = new
         p.realised += realised
-        p.fees += fill.fee
+        p.fees += fee
         self.fills.append(fill)
-        self._book_trade(fill)
+        self._book_trade(symbol, 1 if signed > 0 else -1, quantity, price, fee, time)
 
     def apply_funding(self, symbol: str, rate: float, mark_price: float, time: int) -> float:
         """Exchange funding on an open perpetual: longs pay shorts when ``rate`` > 0.
@@ -222,22 +230,20 @@ class Portfolio:
         """Record the state after a change at ``time`` (ns): cash per currency, quantity per
         symbol, and per symbol the entry value a perpetual's P&L is measured from (0 for
         spot, whose holding is worth quantity x price)."""
-        held = self._held
-        entry = (
-            time,
-            tuple(self.cash.values()),
-            tuple([p.quantity for p in held]),
-            tuple(
+        held, snapshots = self._held, self.snapshots
+        basis = self._spot_basis
+        if basis is None:
+            basis = tuple(
                 [
                     p.quantity * p.entry_price if margin else 0.0
                     for p, margin in zip(held, self._margin_list)
                 ]
-            ),
-        )
-        if self.snapshots and self.snapshots[-1][0] == time:
-            self.snapshots[-1] = entry
+            )
+        entry = (time, tuple(self._balances), tuple([p.quantity for p in held]), basis)
+        if snapshots and snapshots[-1][0] == time:
+            snapshots[-1] = entry
         else:
-            self.snapshots.append(entry)
+            snapshots.append(entry)
 
     # -- machinery ----------------------------------------------------------------------------
 
@@ -261,51 +267,51 @@ class Portfolio:
             f"{currency}/{self.currency} to the data, or choose currency={currency!r}."
         )
 
-    def _book_trade(self, fill: Fill) -> None:
-        """Round trips for ``BacktestResult.trades``: a reducing fill closes (part of) the
-        open trade, with fees and funding shared in proportion; the rest opens a new one."""
-        side = 1 if fill.signed_quantity > 0 else -1
-        remaining, fee_left = fill.quantity, fill.fee
-        trade = self._open.get(fill.symbol)
+    def _book_trade(
+        self, symbol: str, side: int, quantity: float, price: float, fee: float, time: int
+    ) -> None:
+        """Round trips for ``BacktestResult.trades``: a fill of ``quantity`` on ``side`` (+1
+        buy) that reduces closes (part of) the open trade, with fees and funding shared in
+        proportion; the rest opens a new one."""
+        remaining, fee_left = quantity, fee
+        trade = self._open.get(symbol)
         if trade is not None and trade.side != side:
-            closed = min(remaining, trade.quantity)
+            closed = trade.quantity if trade.quantity < remaining else remaining  # (min, cheaper)
             share = closed / trade.quantity
-            fees = trade.fees * share + fill.fee * closed / fill.quantity
+            fees = trade.fees * share + fee * closed / quantity
             funding = trade.funding * share
-            pnl = trade.side * closed * (fill.price - trade.entry_price) - fees + funding
+            pnl = trade.side * closed * (price - trade.entry_price) - fees + funding
             self.trades.append(
                 (
-                    fill.symbol,
+                    symbol,
                     trade.side,
                     closed,
                     trade.entry_time,
                     trade.entry_price,
-                    fill.time,
-                    fill.price,
+                    time,
+                    price,
                     fees,
                     funding,
                     pnl,
                 )
             )
-            trade.quantity -= closed
-            trade.fees -= trade.fees * share
-            trade.funding -= funding
             remaining -= closed
-            fee_left -= fill.fee * closed / fill.quantity
-            if trade.quantity <= 1e-12 * closed:
-                del self._open[fill.symbol]
+            fee_left -= fee * closed / quantity
+            left = trade.quantity - closed
+            if left <= 1e-12 * closed:  # closed in full
+                del self._open[symbol]
                 trade = None
-        if remaining <= 1e-12 * fill.quantity:
+            else:
+                trade.quantity = left
+                trade.fees -= trade.fees * share
+                trade.funding -= funding
+        if remaining <= 1e-12 * quantity:
             return
         if trade is None:
-            self._open[fill.symbol] = _OpenTrade(
-                side, remaining, fill.time, fill.price, fee_left, 0.0
-            )
+            self._open[symbol] = _OpenTrade(side, remaining, time, price, fee_left, 0.0)
         else:
             total = trade.quantity + remaining
-            trade.entry_price = (
-                trade.quantity * trade.entry_price + remaining * fill.price
-            ) / total
+            trade.entry_price = (trade.quantity * trade.entry_price + remaining * price) / total
             trade.quantity = total
             trade.fees += fee_left
 

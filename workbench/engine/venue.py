@@ -36,15 +36,15 @@ described, a sell mirrors it):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
-from workbench.engine.fills import FeeSchedule, SlippageModel, slippage_model
+from workbench.engine.fills import FeeSchedule, FixedSlippage, SlippageModel, slippage_model
 from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side, TimeInForce
 from workbench.errors import ConfigError
 
 NS_PER_DAY = 86_400 * 10**9
 _LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)  # (tuples: enum hashing is slow)
-_FIRST_BAR_ONLY = (TimeInForce.IOC, TimeInForce.FOK)
+_DAY, _IOC, _FOK = TimeInForce.DAY, TimeInForce.IOC, TimeInForce.FOK
 
 Sizer = Callable[[Order, float, float], tuple[float, str]]
 """``(order, price, fee_rate) -> (quantity, reason)``: what may fill at ``price`` (0 with a
@@ -69,15 +69,17 @@ class SimulatedVenue:
                 f"participation is a fraction of bar volume in (0, 1]; got {participation}."
             )
         self.fees = FeeSchedule.of(fees)
+        self._rates = {"maker": self.fees.maker, "taker": self.fees.taker}  # (no call per fill)
         for model in slippage.values() if isinstance(slippage, Mapping) else (slippage,):
             slippage_model(model, "")  # refuse a bad setting now, not at the first fill
         self.slippage = slippage
         self.latency = int(latency_ms * 1e6)
         self.participation = participation
         self.books: dict[str, list[Order]] = {}
-        self._models: dict[str, SlippageModel] = {}
+        self._models: dict[str, SlippageModel | None] = {}  # None: no slippage
         self._open = math.nan  # the open of the bar being matched
         self._opened: set[int] = set()  # orders filled at that open
+        self._sent = 0  # orders submitted so far (a bar's fills may send a bracket's exits)
         self._size: Sizer | None = None
         self._report: Callable[[Order, Fill | None], None] | None = None
 
@@ -90,6 +92,7 @@ class SimulatedVenue:
     def submit(self, order: Order) -> None:
         order.arrives = order.created + self.latency
         self.books.setdefault(order.symbol, []).append(order)
+        self._sent += 1
 
     def cancel(self, order: Order) -> None:
         book = self.books.get(order.symbol)
@@ -107,24 +110,19 @@ class SimulatedVenue:
             return
         capacity = self.participation * v if self.participation is not None else math.inf
         live = _LIVE
-        batch = list(book)
-        if len(batch) > 1:  # what the open reaches trades first, the rest in the order placed
-            opens = [_at_open(order, o) for order in batch]
-            if any(opens) and not all(opens):
-                batch = [x for x, f in zip(batch, opens) if f] + [
-                    x for x, f in zip(batch, opens) if not f
-                ]
+        # what the open reaches trades first, the rest in the order placed
+        batch = _open_first(book, o) if len(book) > 1 else book.copy()
         self._open = o
         at_open = self._opened
         at_open.clear()
+        met: Collection[Order] = ()  # the orders that met this bar: each meets it once
         while batch:
+            sent = self._sent
             for order in batch:
                 if order.status not in live or order.arrives >= closes:
                     continue  # pending, not arrived yet, or ended earlier in this bar (an OCO sibling)
-                if (
-                    order.time_in_force is TimeInForce.DAY
-                    and opened // NS_PER_DAY > order.created // NS_PER_DAY
-                ):
+                tif = order.time_in_force
+                if tif is _DAY and opened // NS_PER_DAY > order.created // NS_PER_DAY:
                     self._end(order, OrderStatus.EXPIRED, "day order: the UTC day ended", opened)
                     if order in book:
                         book.remove(order)
@@ -132,18 +130,16 @@ class SimulatedVenue:
                 first = order.bars_met == 0
                 order.bars_met += 1
                 capacity -= self._match(order, o, h, l, v, capacity, first, opened)
-                if first and order.time_in_force in _FIRST_BAR_ONLY and order.status in live:
-                    self._end(
-                        order,
-                        OrderStatus.CANCELLED,
-                        f"{order.time_in_force.value}: not filled in the first bar",
-                        opened,
-                    )
+                if first and (tif is _IOC or tif is _FOK) and order.status in live:
+                    reason = f"{tif.value}: not filled in the first bar"
+                    self._end(order, OrderStatus.CANCELLED, reason, opened)
                 if order.status not in live and order in book:
                     book.remove(order)
+            if not at_open or self._sent == sent:
+                break  # no fill at the open, or it sent no exits: nothing new meets this bar
             # a bracket's exits, sent when its entry filled at the open, meet the rest of the bar
-            met = batch
-            batch = [x for x in book if x.parent in at_open and x not in met] if at_open else []
+            met = {*met, *batch}
+            batch = [x for x in book if x.parent in at_open and x not in met]
         if not book and self.books.get(symbol) is book:
             del self.books[symbol]
 
@@ -161,12 +157,10 @@ class SimulatedVenue:
         time: int,
     ) -> float:
         """Fill what the bar allows; returns the quantity filled."""
-        buy = order.side is Side.BUY
         kind = order.type
         if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
-            return self._execute(
-                order, o, "taker", v, capacity, time
-            )  # incl. a triggered stop's rest
+            return self._execute(order, o, "taker", v, capacity, time)  # incl. a stop's rest
+        buy = order.side is Side.BUY
         if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.triggered:
             s = order.stop_price
             if (o >= s) if buy else (o <= s):
@@ -216,24 +210,26 @@ class SimulatedVenue:
         limit: float = math.nan,
     ) -> float:
         at_open = price == self._open  # (before slippage)
-        rate = self.fees.rate(liquidity)
+        rate = self._rates[liquidity]
         wanted, reason = self._size(order, price, rate)
         if wanted <= 0:
             return self._refuse(order, reason, time)
         available = capacity
         if liquidity == "taker":
-            model = self._models.get(order.symbol) or self._model(order.symbol)
-            slipped, depth = model.fill(order.side, price, min(wanted, capacity), volume, time)
-            if not math.isnan(limit):
-                slipped = min(slipped, limit) if order.side is Side.BUY else max(slipped, limit)
-            if slipped != price:  # the cash cap at the slipped price
-                price = slipped
-                wanted, reason = self._size(order, price, rate)
-                if wanted <= 0:
-                    return self._refuse(order, reason, time)
-            available = min(capacity, depth)  # the book's depth limits this fill, not the order
-        quantity = min(wanted, available)
-        if order.time_in_force is TimeInForce.FOK and quantity < wanted:
+            symbol, models = order.symbol, self._models
+            model = models[symbol] if symbol in models else self._model(symbol)
+            if model is not None:
+                slipped, depth = model.fill(order.side, price, min(wanted, capacity), volume, time)
+                if not math.isnan(limit):
+                    slipped = min(slipped, limit) if order.side is Side.BUY else max(slipped, limit)
+                if slipped != price:  # the cash cap at the slipped price
+                    price = slipped
+                    wanted, reason = self._size(order, price, rate)
+                    if wanted <= 0:
+                        return self._refuse(order, reason, time)
+                available = min(capacity, depth)  # the book's depth limits this fill
+        quantity = available if available < wanted else wanted  # (min, without its call cost)
+        if order.time_in_force is _FOK and quantity < wanted:
             self._end(
                 order,
                 OrderStatus.CANCELLED,
@@ -269,7 +265,9 @@ class SimulatedVenue:
             )
         return 0.0
 
-    def _model(self, symbol: str) -> SlippageModel:
+    def _model(self, symbol: str) -> SlippageModel | None:
+        """The symbol's slippage model, kept for its later fills; None for zero basis points,
+        which would leave every price and quantity as they are."""
         model = slippage_model(self.slippage, symbol)
         books = getattr(model, "symbol", symbol)
         if books != symbol:
@@ -277,12 +275,22 @@ class SimulatedVenue:
                 f"BookSlippage holds order books of {books}, not of {symbol}; give one per symbol: "
                 f"slippage={{symbol: BookSlippage(books), ...}}."
             )
+        if type(model) is FixedSlippage and model.bps == 0:
+            model = None
         self._models[symbol] = model
         return model
 
     def _end(self, order: Order, status: OrderStatus, reason: str, time: int) -> None:
         order.status, order.reason, order.updated = status, reason, time
         self._report(order, None)
+
+
+def _open_first(book: list[Order], o: float) -> list[Order]:
+    """The book's orders, those the open ``o`` reaches first (each side in the order placed)."""
+    opens = [_at_open(order, o) for order in book]
+    if any(opens) and not all(opens):
+        return [x for x, f in zip(book, opens) if f] + [x for x, f in zip(book, opens) if not f]
+    return list(book)
 
 
 def _at_open(order: Order, o: float) -> bool:
