@@ -322,11 +322,21 @@ def test_profit_factor_without_losses_is_inf():
         (pd.Series([1.0, 2.0], index=HOURS[[1, 0]]), "sorted"),
         (pd.Series([1.0, np.nan, 2.0], index=HOURS[:3]), "finite, positive"),
         (pd.Series([1.0, 0.0, 2.0], index=HOURS[:3]), "finite, positive"),
+        (pd.Series([np.nan, 1.0, 2.0], index=HOURS[:3]), "is nan at"),
+        (pd.Series([1.0, 2.0, np.inf], index=HOURS[:3]), "is inf at"),
+        (pd.Series([1.0, -np.inf, 2.0], index=HOURS[:3]), "is -inf at"),
     ],
 )
 def test_bad_equity_is_refused(equity, message):
     with pytest.raises(DataFormatError, match=message):
         stats(equity, trades_frame([]))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_returns_that_are_not_finite_are_refused(bad):
+    r = pd.Series([0.01, bad, -0.02], index=HOURS[:3])
+    with pytest.raises(DataFormatError, match="finite value"):
+        metrics.sharpe(r)
 
 
 def test_periods_per_year_cannot_be_inferred_from_one_bar():

@@ -12,10 +12,12 @@ orders fill and ``docs/backtesting.md`` for the conventions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,10 +27,8 @@ from workbench.engine import (
     Engine, FeeSchedule, Instrument, OrderManager, Portfolio, ReplayFeed, RiskLimits,
     RiskManager, SimulatedVenue, SlippageModel,
 )  # fmt: skip
-from workbench.engine.equity import equity_frame
+from workbench.engine.equity import account_curves
 from workbench.engine.orders import ORDER_COLUMNS, Fill, Order
-
-FILL_COLUMNS = ("order_id", "time", "symbol", "side", "quantity", "price", "fee", "liquidity")
 from workbench.engine.portfolio import FUNDING_FIELDS, TRADE_FIELDS
 from workbench.engine.strategy import EventStrategy, TargetTrader, check_strategy
 from workbench.errors import ConfigError
@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     import holoviews as hv
 
     from workbench.strategies import Strategy
+
+Column = TypeVar("Column", np.ndarray, pd.Series)
+
+FILL_COLUMNS = ("order_id", "time", "symbol", "side", "quantity", "price", "fee", "liquidity")
+DECISION_FIELDS = ("time", "order_id", "action", "quantity", "reasons")
 
 
 class Backtest:
@@ -126,25 +131,55 @@ class Backtest:
         return _result(self, engine)
 
 
+class _Lazy:
+    """A result field made from the run's records on first read, then kept.
+
+    Most runs are judged by their stats and equity alone, and building the orders, fills
+    and trades frames, or the cash, exposure and positions curves, would cost more than
+    the rest of a result. A field set to a zero-argument function is built by calling it;
+    one set to a frame or series is kept as it is.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, f"_{name}"
+
+    def __get__(self, result: object, owner: type | None = None) -> pd.DataFrame | pd.Series:
+        if result is None:  # no class-level default: the dataclass field stays required
+            raise AttributeError(self.name)
+        value = result.__dict__[self.slot]
+        if callable(value):
+            value = result.__dict__[self.slot] = value()
+        return value
+
+    def __set__(
+        self, result: object, value: pd.DataFrame | pd.Series | Callable[[], object]
+    ) -> None:
+        result.__dict__[self.slot] = value
+
+
 @dataclass
 class BacktestResult:
-    """What a run produced: curves, trades, orders, fills, funding and the stats."""
+    """What a run produced: curves, trades, orders, fills, funding and the stats.
+
+    ``cash``, ``positions``, ``exposure``, ``trades``, ``orders``, ``fills``, ``funding``
+    and ``decisions`` are built when first read.
+    """
 
     bars: dict[str, pd.DataFrame]
     equity: pd.Series
-    cash: pd.Series
-    positions: pd.DataFrame
-    exposure: pd.Series
-    trades: pd.DataFrame
-    orders: pd.DataFrame
-    fills: pd.DataFrame
-    funding: pd.DataFrame
+    cash: pd.Series = _Lazy()
+    positions: pd.DataFrame = _Lazy()
+    exposure: pd.Series = _Lazy()
+    trades: pd.DataFrame = _Lazy()
+    orders: pd.DataFrame = _Lazy()
+    fills: pd.DataFrame = _Lazy()
+    funding: pd.DataFrame = _Lazy()
     stats: pd.Series
     strategy: object
     params: dict[str, Any]
     label: str
     settings: dict[str, Any]
-    decisions: pd.DataFrame = field(repr=False)
+    decisions: pd.DataFrame = _Lazy()
 
     def plot(self, symbol: str | None = None) -> hv.Layout:
         """Price with entries and exits, equity, drawdown and exposure, on one time axis."""
@@ -171,48 +206,84 @@ class BacktestResult:
 
 
 def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
+    """The result of a finished run: equity and stats now, the rest when first read.
+
+    The tables keep the run's own record lists, which nothing changes once the run is
+    over -- except a :class:`RiskManager` the caller passed in, which the next run adds
+    its decisions to, so those are copied.
+    """
     portfolio, feed = engine.portfolio, engine.feed
-    account, positions = equity_frame(engine.portfolio, engine.feed)
-    if backtest.start is not None:
-        account, positions = account.loc[backtest.start :], positions.loc[backtest.start :]
-    last_time = int(feed.times[-1])
-    trades = _trades(portfolio.trades + portfolio.open_trades(), last_time)
-    fills = _fills(portfolio.fills)
-    orders = _orders(list(engine.orders.orders.values()))
-    funding = _frame(portfolio.funding, FUNDING_FIELDS, times=("time",))
-    decisions = _frame(
-        engine.risk.decisions,
-        ("time", "order_id", "action", "quantity", "reasons"),
-        times=("time",),
-    )
-    equity = account["equity"].rename("equity")
-    stats = metrics.stats(
-        equity,
-        trades,
-        fees=float(fills["fee"].sum()) if len(fills) else 0.0,
-        funding=float(funding["payment"].sum()) if len(funding) else 0.0,
-        traded_notional=float((fills["quantity"] * fills["price"]).sum()) if len(fills) else 0.0,
-        positions=positions,
+    start = None if backtest.start is None else backtest.start.value
+    account = account_curves(portfolio, feed, start)
+    fees, traded_notional = _fill_totals(portfolio.fills)
+    stats = metrics.summary(
+        account.equity,
+        *_closed_trades(portfolio.trades),
+        exposure=account.time_in_market(),
+        fees=fees,
+        funding=_funding_total(portfolio.funding),
+        traded_notional=traded_notional,
     )
     strategy = backtest.strategy
     params = {k: v for k, v in strategy.param.values().items() if k != "name"}
+    trades = portfolio.trades + portfolio.open_trades()
     return BacktestResult(
         bars={s: feed.bars[s].frame for s in feed.symbols},
-        equity=equity,
-        cash=account["cash"].rename("cash"),
-        positions=positions,
-        exposure=account["exposure"].rename("exposure"),
-        trades=trades,
-        orders=orders,
-        fills=fills,
-        funding=funding,
+        equity=account.equity,
+        cash=account.cash,
+        positions=account.positions,
+        exposure=account.exposure,
+        trades=functools.partial(_trades, trades, int(feed.times[-1])),
+        orders=functools.partial(_orders, engine.orders.orders),
+        fills=functools.partial(_fills, portfolio.fills),
+        funding=functools.partial(_frame, portfolio.funding, FUNDING_FIELDS, times=("time",)),
         stats=stats,
         strategy=strategy,
         params=params,
         label=getattr(strategy, "label", type(strategy).__name__),
         settings=dict(backtest.settings),
-        decisions=decisions,
+        decisions=functools.partial(
+            _frame, list(engine.risk.decisions), DECISION_FIELDS, times=("time",)
+        ),
     )
+
+
+def _field(
+    rows: list[tuple], fields: tuple[str, ...], name: str, dtype: type = float
+) -> np.ndarray:
+    """One field of record tuples (in ``fields`` order) as an array, read straight into
+    numpy: a field at a time is the quickest way from tuples to arrays."""
+    return np.fromiter(map(itemgetter(fields.index(name)), rows), dtype, len(rows))
+
+
+def _closed_trades(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """The closed trades' pnl and return, in the trades table's order (by entry, then exit
+    time), for the stats: the values the table's columns would hold."""
+    times = (_field(rows, TRADE_FIELDS, name, np.int64) for name in ("exit_time", "entry_time"))
+    order = np.lexsort(tuple(times))
+    pnl, price, quantity = (
+        _field(rows, TRADE_FIELDS, name)[order] for name in ("pnl", "entry_price", "quantity")
+    )
+    return pnl, _trade_returns(pnl, price, quantity)
+
+
+def _trade_returns(pnl: Column, entry_price: Column, quantity: Column) -> Column:
+    """Each trade's P&L as a fraction of its entry notional."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pnl / (entry_price * quantity)
+
+
+def _fill_totals(fills: list[Fill]) -> tuple[float, float]:
+    """Fees paid and value traded over the fills, summed as their table's columns would be."""
+    fee, quantity, price = (
+        _field(fills, Fill._fields, name) for name in ("fee", "quantity", "price")
+    )
+    return float(fee.sum()), float((quantity * price).sum())
+
+
+def _funding_total(rows: list[tuple]) -> float:
+    """Funding received (negative: paid), summed as its table's column would be."""
+    return float(_field(rows, FUNDING_FIELDS, "payment").sum())
 
 
 def _utc(time: object) -> pd.Timestamp:
@@ -231,7 +302,7 @@ def _trades(rows: list[tuple], last_time: int) -> pd.DataFrame:
     entry = _times(frame["entry_time"])
     exit_ = _times(frame["exit_time"])
     frame["entry_time"], frame["exit_time"] = entry, exit_
-    frame["return"] = frame["pnl"] / (frame["entry_price"] * frame["quantity"])
+    frame["return"] = _trade_returns(frame["pnl"], frame["entry_price"], frame["quantity"])
     end = exit_.where(~is_open, pd.Timestamp(last_time, tz="UTC"))
     frame["duration"] = end - entry
     frame["open"] = is_open
@@ -249,9 +320,11 @@ def _fills(fills: list[Fill]) -> pd.DataFrame:
     return frame
 
 
-def _orders(orders: list[Order]) -> pd.DataFrame:
+def _orders(orders: dict[int, Order]) -> pd.DataFrame:
     """One row per order, built column by column (runs can place hundreds of thousands)."""
-    frame = pd.DataFrame({name: [getattr(o, name) for o in orders] for name in ORDER_COLUMNS})
+    frame = pd.DataFrame(
+        {name: [getattr(o, name) for o in orders.values()] for name in ORDER_COLUMNS}
+    )
     for name in ("side", "type", "time_in_force", "status"):
         frame[name] = frame[name].astype("str")
     frame["average_price"] = frame["average_price"].where(frame["filled"] > 0)

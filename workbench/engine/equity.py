@@ -3,9 +3,18 @@
 The engine's loop never values the account per bar: the portfolio records a snapshot
 when something changes (a fill, funding, a liquidation), and the curves are rebuilt here
 at every bar time from those snapshots and the bars' closes.
+
+A long run has hundreds of thousands of bars, and fresh memory for an array of that
+length costs more than the arithmetic on it (its pages are faulted in anew), so only the
+equity is built at once -- the cash, exposure and positions curves when asked for -- and
+the rebuild spreads each snapshot over its bars once, then works in place.
 """
 
 from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -13,43 +22,173 @@ import pandas as pd
 from workbench.engine.feed import ReplayFeed
 from workbench.engine.portfolio import Portfolio
 
+# a currency's column in the cash, the columns of the symbols quoted in it, and its rate
+# to the account currency at each bar (bars x 1)
+Conversion = tuple[int, list[int], np.ndarray]
 
-def equity_frame(portfolio: Portfolio, feed: ReplayFeed) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per distinct bar time: equity, cash and exposure (account currency), and each
-    symbol's position -- rebuilt from the snapshots, vectorised."""
+
+@dataclass
+class Account:
+    """The account after each distinct bar time (the state after all of its bars) in the
+    account currency: ``equity`` at once, the other curves from their methods.
+
+    Per snapshot, each holding for ``spans`` bars: ``cash_held`` per currency, and per
+    symbol ``quantity`` and ``basis`` (the entry value a perpetual's P&L is measured from;
+    None when all zero, as without perpetuals).
+    """
+
+    index: pd.DatetimeIndex
+    symbols: list[str]
+    spans: np.ndarray
+    cash_held: np.ndarray
+    quantity: np.ndarray
+    basis: np.ndarray | None
+    closes: np.ndarray
+    conversions: list[Conversion]
+    equity: pd.Series = field(init=False)
+
+    def __post_init__(self) -> None:
+        value = self._notional()
+        if self.basis is not None:
+            value -= self._converted(self._per_bar(self.basis))
+        equity = _row_sums(value)
+        equity += self._cash()
+        self.equity = pd.Series(equity, index=self.index, name="equity", copy=False)
+
+    def cash(self) -> pd.Series:
+        """All the cash."""
+        return pd.Series(self._cash(), index=self.index, name="cash", copy=False)
+
+    def exposure(self) -> pd.Series:
+        """Gross notional over equity; NaN when equity is not positive."""
+        notional = self._notional()
+        exposure = _row_sums(np.abs(notional, out=notional))
+        equity = self.equity.to_numpy()
+        positive = equity > 0
+        np.divide(exposure, equity, out=exposure, where=positive)
+        exposure[~positive] = np.nan
+        return pd.Series(exposure, index=self.index, name="exposure", copy=False)
+
+    def positions(self) -> pd.DataFrame:
+        """Each symbol's quantity."""
+        quantity = self._per_bar(self.quantity)
+        return pd.DataFrame(quantity, index=self.index, columns=self.symbols, copy=False)
+
+    def time_in_market(self) -> float:
+        """The fraction of bars holding any position, from the snapshots' spans (the same
+        as from :meth:`positions`, without building them)."""
+        held = (self.quantity != 0).any(axis=1)
+        return float(self.spans[held].sum() / len(self.index))
+
+    def _per_bar(self, values: np.ndarray) -> np.ndarray:
+        """Per-snapshot values at each bar, a fresh array."""
+        return np.repeat(values, self.spans, axis=0)
+
+    def _notional(self) -> np.ndarray:
+        """Each symbol's holding valued at the close (bars x symbols), a fresh array."""
+        notional = self._per_bar(self.quantity)
+        notional *= self.closes
+        if len(self.symbols) > 1:  # a close is NaN before its symbol's first bar
+            np.nan_to_num(notional, copy=False)
+        return self._converted(notional)
+
+    def _converted(self, values: np.ndarray) -> np.ndarray:
+        """Per-symbol values in their quote currencies turned into the account currency,
+        in place."""
+        for _, quoted, rate in self.conversions:
+            values[:, quoted] *= rate
+        return values
+
+    def _cash(self) -> np.ndarray:
+        """All the cash at each bar. Cash held in the account currency alone is summed per
+        snapshot before it is spread over the bars."""
+        if not self.conversions:
+            return self._per_bar(self.cash_held.sum(axis=1))
+        cash = self._per_bar(self.cash_held)
+        for column, _, rate in self.conversions:
+            cash[:, [column]] *= rate
+        return cash.sum(axis=1)
+
+
+def account_curves(portfolio: Portfolio, feed: ReplayFeed, start: int | None = None) -> Account:
+    """The account from ``start`` (ns) on, rebuilt from the snapshots."""
     p = portfolio
-    stamps = np.array([s[0] for s in p.snapshots], dtype=np.int64)
-    state = np.searchsorted(stamps, feed.times, side="right") - 1  # the state after each bar's time
-    cash = np.array([s[1] for s in p.snapshots])[state]  # events x currencies
-    quantity = np.array([s[2] for s in p.snapshots])[state]  # events x symbols
-    basis = np.array([s[3] for s in p.snapshots])[state]
+    rows = _rows(feed.times, start)
+    times = feed.times[rows]
+    closes = _closes(feed)[rows]
+    snapshots = p.snapshots
+    stamps = np.fromiter(map(itemgetter(0), snapshots), np.int64, len(snapshots))
+    return Account(
+        index=_index(times),
+        symbols=list(feed.symbols),
+        spans=_spans(stamps, times),
+        cash_held=_field(snapshots, 1),
+        quantity=_field(snapshots, 2),
+        basis=_field(snapshots, 3) if any(i.is_margin for i in p.instruments.values()) else None,
+        closes=closes,
+        conversions=_conversions(p, feed.symbols, closes),
+    )
+
+
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Sums over the columns; with one column, that column itself (no fresh array)."""
+    return values[:, 0] if values.shape[1] == 1 else values.sum(axis=1)
+
+
+def _rows(times: np.ndarray, start: int | None) -> slice | np.ndarray:
+    """The events to value: the last of each bar time from ``start`` on (a slice when no
+    two bars share a time, as with one symbol)."""
+    first = 0 if start is None else int(np.searchsorted(times, start))
+    last = np.r_[times[1:] != times[:-1], True]
+    if last.all():
+        return slice(first, None)
+    last[:first] = False
+    return last
+
+
+def _index(times: np.ndarray) -> pd.DatetimeIndex:
+    """The bar times as the results' index, as ``feed.index`` gives them, but made from
+    the times already picked without copying them (the feed never changes its arrays)."""
+    return pd.DatetimeIndex(times, dtype="datetime64[ns, UTC]", name="timestamp", copy=False)
+
+
+def _field(snapshots: list[tuple], position: int) -> np.ndarray:
+    """One field of the snapshots, a tuple of floats each, as a 2-D array. Flattened first
+    and one field at a time, which is several times as fast as numpy reading the nested
+    tuples."""
+    width = len(snapshots[0][position])
+    values = itertools.chain.from_iterable(map(itemgetter(position), snapshots))
+    return np.fromiter(values, float, len(snapshots) * width).reshape(-1, width)
+
+
+def _spans(stamps: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """How many of the times each snapshot holds for: from the first time at or after it
+    up to the next snapshot's. The first snapshot is the opening state and holds from
+    the start; of several before one time, only the last holds."""
+    first = np.searchsorted(times, stamps)
+    first[0] = 0
+    return np.diff(first, append=len(times))
+
+
+def _closes(feed: ReplayFeed) -> np.ndarray:
+    """Each symbol's last close at every event (events x symbols), carried over the
+    others' bars; NaN before a symbol's first bar."""
     if len(feed.symbols) == 1:
-        closes = feed.bars[feed.symbols[0]].frame["close"].to_numpy()[:, None]
-    else:  # each symbol's last close at every event, carried over the others' bars
-        closes = np.full((len(feed), len(feed.symbols)), np.nan)
-        for j, symbol in enumerate(feed.symbols):
-            at = feed.which == j
-            closes[at, j] = feed.bars[symbol].frame["close"].to_numpy()[feed.rows[at]]
-        closes = pd.DataFrame(closes).ffill().to_numpy()
-    currencies = list(p.cash)
-    rates = np.ones((len(feed), len(currencies)))
-    for c, currency in enumerate(currencies):
+        return feed.bars[feed.symbols[0]].frame["close"].to_numpy()[:, None]
+    closes = np.full((len(feed), len(feed.symbols)), np.nan)
+    for j, symbol in enumerate(feed.symbols):
+        at = feed.which == j
+        closes[at, j] = feed.bars[symbol].frame["close"].to_numpy()[feed.rows[at]]
+    return pd.DataFrame(closes, copy=False).ffill().to_numpy()
+
+
+def _conversions(p: Portfolio, symbols: list[str], closes: np.ndarray) -> list[Conversion]:
+    """For each currency but the account's, how to turn it into the account currency."""
+    conversions = []
+    for c, currency in enumerate(p.cash):
         pair = p._pairs[currency]
         if pair is not None:
-            column = closes[:, feed.symbols.index(pair[0])]
-            rates[:, c] = 1 / column if pair[1] else column
-    quote = rates[:, [currencies.index(p.instruments[s].quote) for s in feed.symbols]]
-    notional = np.nan_to_num(quantity * closes) * quote
-    cash_total = (cash * rates).sum(axis=1)
-    equity = cash_total + (notional - basis * quote).sum(axis=1)
-    gross = np.abs(notional).sum(axis=1)
-    last = np.r_[np.diff(feed.times) != 0, True]  # the last event of each bar time
-    account = pd.DataFrame(
-        {
-            "equity": equity[last],
-            "cash": cash_total[last],
-            "exposure": (gross / np.where(equity > 0, equity, np.nan))[last],
-        },
-        index=feed.index,
-    )
-    return account, pd.DataFrame(quantity[last], index=feed.index, columns=feed.symbols)
+            column = closes[:, [symbols.index(pair[0])]]
+            quoted = [j for j, s in enumerate(symbols) if p.instruments[s].quote == currency]
+            conversions.append((c, quoted, 1 / column if pair[1] else column))
+    return conversions
