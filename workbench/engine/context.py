@@ -18,6 +18,7 @@ from workbench.errors import ConfigError
 
 if TYPE_CHECKING:
     from workbench.engine.engine import Engine
+    from workbench.engine.portfolio import Portfolio
 
 
 class Context:
@@ -26,20 +27,29 @@ class Context:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._orders = engine.orders
-        self.portfolio = engine.portfolio
+        self._portfolio = engine.portfolio
+        self._sync = engine.sync
         self.symbols: list[str] = engine.feed.symbols
         self.live: bool = engine.feed.live
         """Whether bars arrive as they close (paper, live) rather than from a replay."""
+
+    @property
+    def portfolio(self) -> Portfolio:
+        """The account, valued at the current bar."""
+        self._sync()
+        return self._portfolio
 
     # -- time and data ------------------------------------------------------------------------
 
     @property
     def now(self) -> pd.Timestamp:
         """The current time: the close of the bar being handled."""
+        self._sync()
         return pd.Timestamp(self._orders.now, tz="UTC")
 
     def row(self, symbol: str | None = None) -> int:
         """The row of ``symbol``'s latest closed bar (-1 before its first)."""
+        self._sync()
         return self._engine.rows[self._symbol(symbol)]
 
     def history(
@@ -79,36 +89,40 @@ class Context:
     # -- the account --------------------------------------------------------------------------
 
     def position(self, symbol: str | None = None) -> float:
-        return self.portfolio.position(self._symbol(symbol))
+        return self._portfolio.position(self._symbol(symbol))
 
     def equity(self) -> float:
-        return self.portfolio.equity()
+        self._sync()
+        return self._portfolio.equity()
 
     def cash(self, currency: str | None = None) -> float:
-        return self.portfolio.cash[currency or self.portfolio.currency]
+        return self._portfolio.cash[currency or self._portfolio.currency]
 
     # -- orders -------------------------------------------------------------------------------
 
     def buy(self, symbol: str | None = None, quantity: float = math.nan, **how: Any) -> Order:
         """Buy ``quantity``; ``how``: limit_price, stop_price, trail, type, time_in_force,
         stop_loss, take_profit, reduce_only, tag (see :meth:`OrderManager.submit`)."""
+        self._sync()
         return self._orders.submit(self._symbol(symbol), Side.BUY, quantity, **_typed(how))
 
     def sell(self, symbol: str | None = None, quantity: float = math.nan, **how: Any) -> Order:
         """Sell ``quantity`` (to reduce a long, or open a short where that is allowed)."""
+        self._sync()
         return self._orders.submit(self._symbol(symbol), Side.SELL, quantity, **_typed(how))
 
     def order_target(self, symbol: str | None, target: float, **how: Any) -> Order | None:
         """Trade toward a position worth ``target`` times equity (negative: short), sized at
         the fill price. Returns None when already there."""
+        self._sync()
         symbol = self._symbol(symbol)
-        if symbol not in self.portfolio.instruments:  # rejected with the reason, as ctx.buy is
+        if symbol not in self._portfolio.instruments:  # rejected with the reason, as ctx.buy is
             return self._orders.submit(symbol, Side.BUY, target=target, **_typed(how))
         if not math.isfinite(target):
             raise ConfigError(
                 f"order_target needs a finite fraction of equity for {symbol}; got {target}."
             )
-        price = self.portfolio.last[symbol]
+        price = self._portfolio.last[symbol]
         if math.isnan(price):
             raise ConfigError(f"No price for {symbol} yet; place target orders from on_bar.")
         change = self._orders.target_change(symbol, target, price)
@@ -123,6 +137,7 @@ class Context:
         return self.order_target(symbol, 0.0)
 
     def cancel(self, order: Order | int) -> None:
+        self._sync()
         self._orders.cancel(order)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
@@ -140,7 +155,7 @@ class Context:
 
 def _typed(how: dict[str, Any]) -> dict[str, Any]:
     """Order keywords, with the order type inferred from the prices given."""
-    if "type" not in how:
+    if how and "type" not in how:  # (none given: a market order, the submit default)
         limit, stop = "limit_price" in how, "stop_price" in how
         if "trail" in how:
             how["type"] = OrderType.TRAILING_STOP

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from workbench.engine.feed import ReplayFeed
 from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side
 from workbench.engine.order_manager import OrderManager
 from workbench.engine.portfolio import Portfolio
-from workbench.engine.strategy import Bar, EventStrategy
+from workbench.engine.strategy import Bar, BarColumns, EventStrategy
 from workbench.errors import ConfigError, DataFormatError, StrategyError, WorkbenchError
 
 
@@ -54,20 +54,29 @@ class Engine:
         self.rows = dict.fromkeys(feed.symbols, -1)
         self._funding = _funding_schedules(feed, self.portfolio, funding)
         self._marks = _mark_ranges(feed, marks or {})
+        self._margin = {s for s in feed.symbols if self.portfolio.instruments[s].is_margin}
+        self.bar: Bar | None = None  # the bar being handled
+        self._synced: Bar | None = None  # the bar the state was last brought up to
+        self._event = -1  # the feed's event index of that bar
         orders.listeners.append(self._on_fill)
         self._hears_fills = type(strategy).on_fill is not EventStrategy.on_fill
         self.ctx = Context(self)
 
     def run(self) -> Engine:
-        """Replay every bar of the feed; returns the engine, whose records the caller reads."""
-        self.begin(int(self.feed.times[0]))
-        events = self.feed.events()
-        gc.freeze()  # spare the collector re-scanning millions of bar values on every pass
+        """Replay the feed (trading from ``start``); returns the engine, whose records the
+        caller reads."""
+        feed = self.feed
+        self.begin(int(feed.times[0]))
+        first = feed.first_event(self.start)
+        if first:  # the warm-up bars: the strategy's indicators saw them, nothing traded
+            self._catch_up(first - 1)
+        events = feed.events(first)
+        gc.freeze()  # spare the collector re-scanning the replay's lists on every pass
         try:
-            self._loop(events)
+            self._replay(events)
         finally:
             gc.unfreeze()
-        self.finish(int(self.feed.times[-1]))
+        self.finish(int(feed.times[-1]))
         return self
 
     def begin(self, first: int) -> None:
@@ -81,71 +90,81 @@ class Engine:
             self.risk.on_equity(first, portfolio.initial_equity)
 
     def step(self, bar: Bar) -> None:
-        """Handle one closed bar as it arrives (paper and live feeds), exactly as a replay does."""
-        self._loop((bar,))
+        """Handle one closed bar as it arrives (paper and live feeds), as a replay does; the
+        state is brought up to the bar at once, since a session reads it between bars."""
+        self._replay(((bar.symbol, bar.row, bar._columns),))
+        self.sync()
 
     def finish(self, last: int) -> None:
         """End a run: the strategy's ``on_stop``."""
+        self.sync()
         self._call(self.strategy.on_stop, at=last)
 
-    def _loop(self, events: Iterator[Bar]) -> None:
-        portfolio, venue, orders, ctx, rows = (
-            self.portfolio,
-            self.venue,
-            self.orders,
-            self.ctx,
-            self.rows,
-        )
-        last, books, positions = portfolio.last, venue.books, portfolio.positions
-        margin = {s for s in self.feed.symbols if portfolio.instruments[s].is_margin}
-        funding, marks, start = self._funding, self._marks, self.start
-        watch = self.risk if self.risk.watches_equity else None
-        on_bar = self.strategy.on_bar
-        if not (funding or margin or watch or start > -(2**63)):
-            return self._plain_loop(events, on_bar)
-        for bar in events:
-            symbol, i, t, o, h, l, c, v, closes = bar
-            if t < start:  # warm-up: the strategy's indicators see it, nothing trades
-                last[symbol], rows[symbol] = c, i
-                continue
-            if funding and symbol in funding:
-                self._pay_funding(symbol, funding[symbol], t, i, o)
-            if books and symbol in books:
-                orders.now = t
-                venue.on_bar(symbol, t, closes, o, h, l, v)
-            last[symbol] = c
-            if margin and symbol in margin and positions[symbol].quantity:
-                self._check_liquidation(symbol, i, marks.get(symbol), l, h, t)
-            rows[symbol] = i
-            orders.now = closes
-            try:
-                on_bar(ctx, bar)
-            except WorkbenchError:
-                raise
-            except Exception as exc:
-                raise self._failed(exc, symbol, t) from exc
-            if watch is not None:
-                watch.on_equity(closes, portfolio.equity())
+    def sync(self) -> None:
+        """Bring the clock, the last prices and the rows up to the bar being handled.
 
-    def _plain_loop(self, events: Iterator[Bar], on_bar: Callable[[Context, Bar], None]) -> None:
-        """The loop without perpetuals, warm-up or equity-watching risk: the common case,
-        kept to the few steps every bar needs."""
-        venue, orders, ctx, rows = self.venue, self.orders, self.ctx, self.rows
-        last, books = self.portfolio.last, venue.books
-        for bar in events:
-            symbol, i, t, o, h, l, c, v, closes = bar
-            if books and symbol in books:
-                orders.now = t
-                venue.on_bar(symbol, t, closes, o, h, l, v)
-            last[symbol] = c
-            rows[symbol] = i
-            orders.now = closes
+        A replay leaves them until something reads them (the strategy through its context,
+        the venue, the end of the run), so the bars nobody looks at cost nothing."""
+        bar = self.bar
+        if bar is self._synced:
+            return
+        self._synced = bar
+        symbol, row = bar.symbol, bar.row
+        event = self.feed.event(symbol, row)
+        if event > self._event + 1 and len(self.rows) > 1:  # other symbols' bars passed too
+            self._catch_up(event - 1)
+        self.orders.now, self.portfolio.last[symbol] = bar._columns.close_of(row)
+        self.rows[symbol] = row
+        self._event = event
+
+    def _catch_up(self, event: int) -> None:
+        """Set each symbol's row and last price as of the feed's event ``event``."""
+        feed = self.feed
+        if event - self._event <= 2 * len(self.rows):  # a few events: step through them
+            passed = [feed.at(e) for e in range(self._event + 1, event + 1)]
+        else:  # many: each symbol's latest bar
+            passed = [(s, feed.row_at(s, event)) for s in self.rows]
+        for symbol, row in passed:
+            if row >= 0:
+                self.rows[symbol] = row
+                self.portfolio.last[symbol] = feed.columns[symbol].close_of(row)[1]
+        self._event = event
+
+    def _replay(self, events: Iterable[tuple[str, int, BarColumns]]) -> None:
+        ctx, on_bar, books = self.ctx, self.strategy.on_bar, self.venue.books
+        before = bool(self._funding or self._margin)  # perpetuals: every bar needs _open
+        watch = self.risk if self.risk.watches_equity else None
+        new = object.__new__
+        for symbol, row, columns in events:
+            bar = new(Bar)  # Bar(symbol, row, columns) without a Python call: this runs per bar
+            bar.symbol, bar.row, bar._columns = symbol, row, columns
+            if books or before:  # orders rest on the venue, or perpetuals need their checks
+                self._open(bar)
+            self.bar = bar
             try:
                 on_bar(ctx, bar)
             except WorkbenchError:
                 raise
             except Exception as exc:
-                raise self._failed(exc, symbol, t) from exc
+                raise self._failed(exc, symbol, bar.time) from exc
+            if watch is not None:
+                self.sync()
+                watch.on_equity(bar.closes, self.portfolio.equity())
+
+    def _open(self, bar: Bar) -> None:
+        """What meets a bar before the strategy sees it, on the state as of the bar before:
+        funding due by its open, the venue's matching, and the liquidation check."""
+        self.sync()
+        symbol, row, columns = bar.symbol, bar.row, bar._columns
+        t, o, h, l, c, v = columns.values(row)
+        if symbol in self._funding:
+            self._pay_funding(symbol, self._funding[symbol], t, row, o)
+        if symbol in self.venue.books:
+            self.orders.now = t
+            self.venue.on_bar(symbol, t, t + columns.timeframe, o, h, l, v)
+        if symbol in self._margin and self.portfolio.positions[symbol].quantity:
+            self.portfolio.last[symbol] = c
+            self._check_liquidation(symbol, row, self._marks.get(symbol), l, h, t)
 
     def _failed(self, exc: Exception, symbol: str, t: int) -> StrategyError:
         return StrategyError(

@@ -35,7 +35,7 @@ from workbench.engine.instruments import Instrument
 from workbench.engine.order_manager import OrderManager
 from workbench.engine.portfolio import Portfolio
 from workbench.engine.risk import RiskLimits, RiskManager
-from workbench.engine.strategy import Bar, EventStrategy, check_strategy
+from workbench.engine.strategy import Bar, BarColumns, EventStrategy, check_strategy
 from workbench.engine.venue import SimulatedVenue
 from workbench.errors import ConfigError, DataFormatError
 
@@ -50,16 +50,19 @@ class LiveBars:
             raise DataFormatError(f"{symbol}: a live feed needs some history to start from.")
         self.symbol = symbol
         self.timeframe = timeframe
-        self._times: list[int] = history.index.as_unit("ns").asi8.tolist()
-        self._columns = {c: history[c].to_numpy(dtype=np.float64).tolist() for c in BAR_COLUMNS}
+        self.columns = BarColumns(
+            history.index.as_unit("ns").asi8.tolist(),
+            {c: history[c].to_numpy(dtype=np.float64).tolist() for c in BAR_COLUMNS},
+            timeframe,
+        )
         self._frame: pd.DataFrame | None = None
 
     def __len__(self) -> int:
-        return len(self._times)
+        return len(self.columns.time)
 
     @property
     def times(self) -> np.ndarray:
-        return np.asarray(self._times, dtype=np.int64)
+        return np.asarray(self.columns.time, dtype=np.int64)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -68,21 +71,23 @@ class LiveBars:
             index = pd.DatetimeIndex(
                 self.times.view("datetime64[ns]"), name="timestamp"
             ).tz_localize("UTC")
-            self._frame = pd.DataFrame(self._columns, index=index, copy=True)
+            columns = {c: getattr(self.columns, c) for c in BAR_COLUMNS}
+            self._frame = pd.DataFrame(columns, index=index, copy=True)
         return self._frame
 
     def append(self, time: int, values: Sequence[float]) -> int:
         """Add a closed bar; returns its row. Refuses one that is not newer than the last."""
-        if time <= self._times[-1]:
+        times = self.columns.time
+        if time <= times[-1]:
             raise DataFormatError(
                 f"{self.symbol}: a bar at {pd.Timestamp(time, tz='UTC')} arrived after "
-                f"{pd.Timestamp(self._times[-1], tz='UTC')}; a live feed only moves forward."
+                f"{pd.Timestamp(times[-1], tz='UTC')}; a live feed only moves forward."
             )
-        self._times.append(time)
+        times.append(time)
         for column, value in zip(BAR_COLUMNS, values, strict=True):
-            self._columns[column].append(float(value))
+            getattr(self.columns, column).append(float(value))
         self._frame = None
-        return len(self._times) - 1
+        return len(times) - 1
 
 
 class LiveFeed:
@@ -97,7 +102,10 @@ class LiveFeed:
         self.timeframe = timeframe
         self.symbols: list[str] = list(history)
         self.bars = {s: LiveBars(s, frame, step) for s, frame in history.items()}
+        self.columns = {s: b.columns for s, b in self.bars.items()}
         self.times = np.array([min(int(b.times[0]) for b in self.bars.values())], dtype=np.int64)
+        self._events = {s: [-1] * len(b) for s, b in self.bars.items()}  # history: no events
+        self._count = 0
 
     def bar(self, update: BarUpdate) -> Bar:
         """The engine's :class:`Bar` for a closed update, after appending it to the history."""
@@ -109,7 +117,13 @@ class LiveFeed:
         time = pd.Timestamp(update.timestamp).value
         values = (update.open, update.high, update.low, update.close, update.volume)
         row = bars.append(time, values)
-        return Bar(update.symbol, row, time, *values, time + bars.timeframe)
+        self._events[update.symbol].append(self._count)
+        self._count += 1
+        return Bar(update.symbol, row, bars.columns)
+
+    def event(self, symbol: str, row: int) -> int:
+        """The index of ``symbol``'s bar ``row`` among the bars that arrived."""
+        return self._events[symbol][row]
 
 
 async def replay(

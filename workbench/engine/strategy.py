@@ -11,7 +11,7 @@ Both are called at a bar's close; orders they place meet the next bar (no look-a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,24 +25,87 @@ if TYPE_CHECKING:
     from workbench.strategies import Strategy
 
 
-class Bar(NamedTuple):
-    """A closed bar as a strategy sees it; ``row`` is its position in the symbol's history
-    (index arrays from :meth:`Context.indicator` with it), ``time`` its open and
-    ``closes`` its close, in ns."""
+class BarColumns:
+    """One symbol's bars as lists indexed by row, and their timeframe (ns): what a
+    :class:`Bar` reads its fields from."""
 
-    symbol: str
-    row: int
-    time: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    closes: int
+    __slots__ = ("time", "open", "high", "low", "close", "volume", "timeframe")
+
+    def __init__(
+        self,
+        time: list[int],
+        columns: Mapping[str, list[float]],
+        timeframe: int,
+    ) -> None:
+        self.time = time
+        self.open, self.high, self.low = columns["open"], columns["high"], columns["low"]
+        self.close, self.volume = columns["close"], columns["volume"]
+        self.timeframe = timeframe
+
+    def values(self, row: int) -> tuple[int, float, float, float, float, float]:
+        """Row ``row``'s time and open, high, low, close and volume, at once."""
+        return (
+            self.time[row], self.open[row], self.high[row], self.low[row], self.close[row],
+            self.volume[row],
+        )  # fmt: skip
+
+    def close_of(self, row: int) -> tuple[int, float]:
+        """When row ``row``'s bar closes (ns), and its close."""
+        return self.time[row] + self.timeframe, self.close[row]
+
+
+class Bar:
+    """A closed bar as a strategy sees it.
+
+    ``symbol``; ``row``, its position in the symbol's history (index arrays from
+    :meth:`Context.indicator` with it); ``time``, its open, and ``closes``, its close (ns);
+    ``open``, ``high``, ``low``, ``close``, ``volume``. A bar is a view of one row of its
+    symbol's columns: the fields are read when asked, so handing a bar to the strategy
+    costs the engine next to nothing, whatever the strategy reads.
+    """
+
+    __slots__ = ("symbol", "row", "_columns")
+
+    def __init__(self, symbol: str, row: int, columns: BarColumns) -> None:
+        self.symbol, self.row, self._columns = symbol, row, columns
+
+    @property
+    def time(self) -> int:
+        return self._columns.time[self.row]
+
+    @property
+    def open(self) -> float:
+        return self._columns.open[self.row]
+
+    @property
+    def high(self) -> float:
+        return self._columns.high[self.row]
+
+    @property
+    def low(self) -> float:
+        return self._columns.low[self.row]
+
+    @property
+    def close(self) -> float:
+        return self._columns.close[self.row]
+
+    @property
+    def volume(self) -> float:
+        return self._columns.volume[self.row]
+
+    @property
+    def closes(self) -> int:
+        return self._columns.time[self.row] + self._columns.timeframe
 
     @property
     def timestamp(self) -> pd.Timestamp:
         return pd.Timestamp(self.time, tz="UTC")
+
+    def __repr__(self) -> str:
+        return (
+            f"Bar({self.symbol!r}, row={self.row}, {self.timestamp}, open={self.open!r}, "
+            f"high={self.high!r}, low={self.low!r}, close={self.close!r}, volume={self.volume!r})"
+        )
 
 
 class EventStrategy(param.Parameterized):
