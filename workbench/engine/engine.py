@@ -8,9 +8,12 @@ Per bar, in time order across symbols:
    own) range reaches is liquidated there;
 4. the strategy's ``on_bar`` runs at the bar's close; orders it places meet later bars.
 
-The loop keeps to Python scalars and lists; the portfolio records a snapshot only when
-something changes (a fill, funding, a liquidation), and the equity curve is rebuilt from
-those snapshots after the run, vectorised.
+A replay does per bar only what the bar needs. The bar handed to the strategy is a view
+of its row; the clock, the last prices and each symbol's row are brought up to it only
+when something reads them (:meth:`Engine.sync`); the venue is asked only while orders
+rest on it. The portfolio records a snapshot only when something changes (a fill,
+funding, a liquidation), and the equity curve is rebuilt from those snapshots after the
+run, vectorised.
 """
 
 from __future__ import annotations
