@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 Column = TypeVar("Column", np.ndarray, pd.Series)
 
-FILL_COLUMNS = ("order_id", "time", "symbol", "side", "quantity", "price", "fee", "liquidity")
 DECISION_FIELDS = ("time", "order_id", "action", "quantity", "reasons")
 
 
@@ -314,7 +313,7 @@ def _trades(rows: list[tuple], last_time: int) -> pd.DataFrame:
 
 def _fills(fills: list[Fill]) -> pd.DataFrame:
     """One row per fill, built column by column."""
-    frame = pd.DataFrame({name: [getattr(f, name) for f in fills] for name in FILL_COLUMNS})
+    frame = pd.DataFrame(fills, columns=list(Fill._fields))
     frame["side"] = frame["side"].astype("str")
     frame["time"] = _times(frame["time"])
     return frame

@@ -39,6 +39,7 @@ import pyarrow as pa
 from numba import njit, prange
 
 from workbench.backtest import _kernels as k
+from workbench.engine.orders import Fill
 from workbench.errors import ConfigError, DataFormatError
 from workbench.indicators import _validate as v
 from workbench.indicators._kernels_overlap import ma
@@ -50,7 +51,7 @@ TRADE_COLUMNS = (
     "symbol", "side", "quantity", "entry_time", "entry_price", "exit_time", "exit_price",
     "fees", "funding", "pnl", "return", "duration", "open",
 )  # fmt: skip
-FILL_COLUMNS = ("order_id", "time", "symbol", "side", "quantity", "price", "fee", "liquidity")
+FILL_COLUMNS = Fill._fields  # the engine's fill records, as a table
 
 
 # -- fast paths -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from operator import itemgetter
 import numpy as np
 import pandas as pd
 
-from workbench.engine.feed import ReplayFeed
+from workbench.engine.feed import ReplayFeed, bar_index
 from workbench.engine.portfolio import Portfolio
 
 # a currency's column in the cash, the columns of the symbols quoted in it, and its rate
@@ -119,7 +119,7 @@ def account_curves(portfolio: Portfolio, feed: ReplayFeed, start: int | None = N
     snapshots = p.snapshots
     stamps = np.fromiter(map(itemgetter(0), snapshots), np.int64, len(snapshots))
     return Account(
-        index=_index(times),
+        index=bar_index(times),
         symbols=list(feed.symbols),
         spans=_spans(stamps, times),
         cash_held=_field(snapshots, 1),
@@ -144,12 +144,6 @@ def _rows(times: np.ndarray, start: int | None) -> slice | np.ndarray:
         return slice(first, None)
     last[:first] = False
     return last
-
-
-def _index(times: np.ndarray) -> pd.DatetimeIndex:
-    """The bar times as the results' index, as ``feed.index`` gives them, but made from
-    the times already picked without copying them (the feed never changes its arrays)."""
-    return pd.DatetimeIndex(times, dtype="datetime64[ns, UTC]", name="timestamp", copy=False)
 
 
 def _field(snapshots: list[tuple], position: int) -> np.ndarray:

@@ -147,13 +147,16 @@ class ReplayFeed:
     def __len__(self) -> int:
         return len(self.times)
 
-    @property
+    @functools.cached_property
     def index(self) -> pd.DatetimeIndex:
         """The distinct bar times of all symbols (UTC), the index of the results."""
-        distinct = self.times[np.r_[True, np.diff(self.times) != 0]]  # already sorted
-        return pd.DatetimeIndex(distinct.view("datetime64[ns]"), name="timestamp").tz_localize(
-            "UTC"
-        )
+        return bar_index(self.times[np.r_[True, self.times[1:] != self.times[:-1]]])
+
+
+def bar_index(times: np.ndarray) -> pd.DatetimeIndex:
+    """Sorted bar times (ns) as a results' index, without copying them (a feed never
+    changes its arrays)."""
+    return pd.DatetimeIndex(times, dtype="datetime64[ns, UTC]", name="timestamp", copy=False)
 
 
 class _ListedOnDemand(BarColumns):

@@ -162,12 +162,8 @@ class SimulatedVenue:
             return self._execute(order, o, "taker", v, capacity, time)  # incl. a stop's rest
         buy = order.side is Side.BUY
         if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.triggered:
-            s = order.stop_price
-            if (o >= s) if buy else (o <= s):
-                trigger = o
-            elif (h >= s) if buy else (l <= s):
-                trigger = s
-            else:
+            trigger = _triggered_at(buy, order.stop_price, o, h, l)
+            if trigger != trigger:  # NaN: not reached
                 return 0.0
             order.triggered = True
             if kind is OrderType.STOP:
@@ -182,11 +178,8 @@ class SimulatedVenue:
             stop = order.anchor * (1 + order.trail) if buy else order.anchor * (1 - order.trail)
             order.stop_price = stop
             order.anchor = min(order.anchor, l) if buy else max(order.anchor, h)
-            if (o >= stop) if buy else (o <= stop):
-                trigger = o
-            elif (h >= stop) if buy else (l <= stop):
-                trigger = stop
-            else:
+            trigger = _triggered_at(buy, stop, o, h, l)
+            if trigger != trigger:
                 return 0.0
             order.triggered = True
             return self._execute(order, trigger, "taker", v, capacity, time)
@@ -291,6 +284,16 @@ def _open_first(book: list[Order], o: float) -> list[Order]:
     if any(opens) and not all(opens):
         return [x for x, f in zip(book, opens) if f] + [x for x, f in zip(book, opens) if not f]
     return list(book)
+
+
+def _triggered_at(buy: bool, stop: float, o: float, h: float, l: float) -> float:
+    """Where a buy (sell) stop at ``stop`` triggers in a bar: at the open when the open is
+    already past it, at the stop when the high (low) reaches it; NaN when the bar never does."""
+    if (o >= stop) if buy else (o <= stop):
+        return o
+    if (h >= stop) if buy else (l <= stop):
+        return stop
+    return math.nan
 
 
 def _at_open(order: Order, o: float) -> bool:
