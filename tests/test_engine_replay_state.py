@@ -146,6 +146,46 @@ def test_a_bar_reads_its_row(frames):
     assert not math.isnan(seen[-1].close)
 
 
+def test_bars_kept_in_any_way_keep_their_rows_while_dropped_ones_are_refilled(frames):
+    """The replay refills a bar nobody kept for the next one; every way of keeping a bar
+    (a list, an attribute, a dict, a closure, a tuple) must keep its row, also when the
+    strategy lets go of it later."""
+    kept: dict[str, object] = {"list": [], "dict": {}, "closures": [], "tuples": []}
+    checks: list[tuple[Bar, str, int]] = []  # bar, the symbol and row it had when kept
+
+    class Keeper(EventStrategy):
+        previous = None
+
+        def on_bar(self, ctx, bar):
+            if self.previous is not None:  # the bar kept last time is still the one it was
+                before = self.previous
+                assert before is not bar and (before.symbol, before.row) == self.previous_at
+            if bar.row % 5 == 0:  # keep every fifth bar as "previous", drop it five bars on
+                self.previous, self.previous_at = bar, (bar.symbol, bar.row)
+            elif bar.row % 5 == 4:
+                self.previous = None
+            way = bar.row % 11
+            if way == 1:
+                kept["list"].append(bar)
+            elif way == 3:
+                kept["dict"][(bar.symbol, bar.row)] = bar
+            elif way == 5:
+                kept["closures"].append(lambda b=bar: b)
+            elif way == 7:
+                kept["tuples"].append((bar,))
+            if way in (1, 3, 5, 7):
+                checks.append((bar, bar.symbol, bar.row))
+
+    Backtest(frames, Keeper(), cash=1.0).run()
+    assert len(checks) > 500
+    for bar, symbol, row in checks:
+        assert (bar.symbol, bar.row) == (symbol, row)
+        assert bar.close == frames[symbol]["close"].iat[row]
+    held = [c() for c in kept["closures"]] + [t[0] for t in kept["tuples"]]
+    assert all(bar.row % 11 in (5, 7) for bar in held)
+    assert all(key == (bar.symbol, bar.row) for key, bar in kept["dict"].items())
+
+
 def test_fills_at_the_first_traded_bar_see_the_warm_up(frames):
     """An order placed in ``on_start`` of a run with ``start=`` fills at the first traded
     bar; what ``on_fill`` reads then already includes the warm-up bars."""

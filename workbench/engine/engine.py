@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
@@ -32,6 +33,12 @@ from workbench.engine.order_manager import OrderManager
 from workbench.engine.portfolio import Portfolio
 from workbench.engine.strategy import Bar, BarColumns, EventStrategy
 from workbench.errors import ConfigError, DataFormatError, StrategyError, WorkbenchError
+
+_UNHELD = 3 if sys.implementation.name == "cpython" and sys.version_info < (3, 14) else 0
+"""``sys.getrefcount`` of a bar only the replay holds (its local, ``Engine.bar`` and the
+call's argument). CPython up to 3.13 counts every reference, so that count proves nobody
+kept the bar and the replay may refill it for the next one, as ``zip`` refills its tuples;
+later interpreters may leave borrowed references uncounted, so there (0) every bar is new."""
 
 
 class Engine:
@@ -137,13 +144,15 @@ class Engine:
         ctx, on_bar, books = self.ctx, self.strategy.on_bar, self.venue.books
         before = bool(self._funding or self._margin)  # perpetuals: every bar needs _open
         watch = self.risk if self.risk.watches_equity else None
-        new = object.__new__
+        new, count = object.__new__, sys.getrefcount
+        bar = self.bar
         for symbol, row, columns in events:
-            bar = new(Bar)  # Bar(symbol, row, columns) without a Python call: this runs per bar
-            bar.symbol, bar.row, bar._columns = symbol, row, columns
             if books or before:  # orders rest on the venue, or perpetuals need their checks
-                self._open(bar)
-            self.bar = bar
+                self._open(symbol, row, columns)
+            self._synced = None
+            if count(bar) != _UNHELD:  # kept by the strategy (or anyone): it stays as it is
+                bar = self.bar = new(Bar)  # Bar(symbol, row, columns) without a Python call
+            bar.symbol, bar.row, bar._columns = symbol, row, columns
             try:
                 on_bar(ctx, bar)
             except WorkbenchError:
@@ -154,11 +163,10 @@ class Engine:
                 self.sync()
                 watch.on_equity(bar.closes, self.portfolio.equity())
 
-    def _open(self, bar: Bar) -> None:
+    def _open(self, symbol: str, row: int, columns: BarColumns) -> None:
         """What meets a bar before the strategy sees it, on the state as of the bar before:
         funding due by its open, the venue's matching, and the liquidation check."""
         self.sync()
-        symbol, row, columns = bar.symbol, bar.row, bar._columns
         t, o, h, l, c, v = columns.values(row)
         if symbol in self._funding:
             self._pay_funding(symbol, self._funding[symbol], t, row, o)
