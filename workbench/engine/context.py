@@ -89,7 +89,7 @@ class Context:
     # -- the account --------------------------------------------------------------------------
 
     def position(self, symbol: str | None = None) -> float:
-        return self._portfolio.position(self._symbol(symbol))
+        return self._portfolio.positions[symbol or self._symbol(symbol)].quantity
 
     def equity(self) -> float:
         self._sync()
@@ -104,12 +104,16 @@ class Context:
         """Buy ``quantity``; ``how``: limit_price, stop_price, trail, type, time_in_force,
         stop_loss, take_profit, reduce_only, tag (see :meth:`OrderManager.submit`)."""
         self._sync()
-        return self._orders.submit(self._symbol(symbol), Side.BUY, quantity, **_typed(how))
+        return self._orders.submit(
+            symbol or self._symbol(symbol), Side.BUY, quantity, **(how and _typed(how))
+        )
 
     def sell(self, symbol: str | None = None, quantity: float = math.nan, **how: Any) -> Order:
         """Sell ``quantity`` (to reduce a long, or open a short where that is allowed)."""
         self._sync()
-        return self._orders.submit(self._symbol(symbol), Side.SELL, quantity, **_typed(how))
+        return self._orders.submit(
+            symbol or self._symbol(symbol), Side.SELL, quantity, **(how and _typed(how))
+        )
 
     def order_target(self, symbol: str | None, target: float, **how: Any) -> Order | None:
         """Trade toward a position worth ``target`` times equity (negative: short), sized at
@@ -146,6 +150,8 @@ class Context:
     # -- machinery ----------------------------------------------------------------------------
 
     def _symbol(self, symbol: str | None) -> str:
+        """The symbol meant: ``None`` is the run's only one. (The order path calls this
+        only without a name, ``symbol or self._symbol(symbol)``, saving a call per order.)"""
         if symbol is None:
             if len(self.symbols) != 1:
                 raise ConfigError(f"Name the symbol: this run trades {self.symbols}.")

@@ -62,14 +62,16 @@ class Engine:
         self.venue = orders.venue
         self.risk = orders.risk
         self.rows = dict.fromkeys(feed.symbols, -1)
+        self._merged = len(self.rows) > 1
         self._funding = _funding_schedules(feed, self.portfolio, funding)
         self._marks = _mark_ranges(feed, marks or {})
         self._margin = {s for s in feed.symbols if self.portfolio.instruments[s].is_margin}
         self.bar: Bar | None = None  # the bar being handled
         self._synced: Bar | None = None  # the bar the state was last brought up to
         self._event = -1  # the feed's event index of that bar
-        orders.listeners.append(self._on_fill)
         self._hears_fills = type(strategy).on_fill is not EventStrategy.on_fill
+        if self._hears_fills:
+            orders.listeners.append(self._on_fill)
         self.ctx = Context(self)
 
     def run(self) -> Engine:
@@ -120,12 +122,15 @@ class Engine:
             return
         self._synced = bar
         symbol, row = bar.symbol, bar.row
-        event = self.feed.event(symbol, row)
-        if event > self._event + 1 and len(self.rows) > 1:  # other symbols' bars passed too
-            self._catch_up(event - 1)
+        if self._merged:  # other symbols' bars may have passed too
+            event = self.feed.event(symbol, row)
+            if event > self._event + 1:
+                self._catch_up(event - 1)
+            self._event = event
+        else:  # one symbol: its rows are the events
+            self._event = row
         self.orders.now, self.portfolio.last[symbol] = bar._columns.close_of(row)
         self.rows[symbol] = row
-        self._event = event
 
     def _catch_up(self, event: int) -> None:
         """Set each symbol's row and last price as of the feed's event ``event``."""
@@ -186,9 +191,7 @@ class Engine:
     # -- events -------------------------------------------------------------------------------
 
     def _on_fill(self, order: Order, fill: Fill) -> None:
-        self.portfolio.snapshot(fill.time)
-        if self._hears_fills:
-            self._call(self.strategy.on_fill, order, fill, at=fill.time)
+        self._call(self.strategy.on_fill, order, fill, at=fill.time)
 
     def _pay_funding(
         self, symbol: str, schedule: _Funding, t: int, row: int, bar_open: float
@@ -238,7 +241,8 @@ class Engine:
         order.reason = f"liquidated: the mark reached {price:.6g}"
         fill = Fill(order.id, t, symbol, side, size, price, fee, "liquidation")
         self.portfolio.apply(fill)
-        self._on_fill(order, fill)
+        if self._hears_fills:
+            self._on_fill(order, fill)
 
     def _call(self, hook: Callable[..., None], *args: object, at: int) -> None:
         """Run a strategy hook; a failure stops the run, naming the hook and the time."""

@@ -158,7 +158,8 @@ class Portfolio:
     # -- changing -----------------------------------------------------------------------------
 
     def apply(self, fill: Fill) -> None:
-        """Book a fill: cash, position, average entry, realised P&L and the trade ledger."""
+        """Book a fill: cash, position, average entry, realised P&L, the trade ledger and
+        a snapshot."""
         _, time, symbol, side, quantity, price, fee, _ = fill
         instrument = self.instruments[symbol]
         p = self.positions[symbol]
@@ -188,6 +189,7 @@ class Portfolio:
         p.fees += fee
         self.fills.append(fill)
         self._book_trade(symbol, 1 if signed > 0 else -1, quantity, price, fee, time)
+        self.snapshot(time)
 
     def apply_funding(self, symbol: str, rate: float, mark_price: float, time: int) -> float:
         """Exchange funding on an open perpetual: longs pay shorts when ``rate`` > 0.
