@@ -61,7 +61,8 @@ class Bar:
     :meth:`Context.indicator` with it); ``time``, its open, and ``closes``, its close (ns);
     ``open``, ``high``, ``low``, ``close``, ``volume``. A bar is a view of one row of its
     symbol's columns: the fields are read when asked, so handing a bar to the strategy
-    costs the engine next to nothing, whatever the strategy reads.
+    costs the engine next to nothing, whatever the strategy reads. Keep a bar as long as
+    you like; one nobody kept is refilled for the next bar.
     """
 
     __slots__ = ("symbol", "row", "_columns")
