@@ -11,9 +11,9 @@ vectorbt computes it: ``cash / (1 + f)`` buys ``cash / (1 + f) / p`` and the res
 ``cash - cash / (1 + f)``, is the fee (``d * p * f`` up to rounding), leaving a cash of
 exactly 0 rather than a rounding residue of either sign; an account that shrinks a
 million-fold would otherwise carry its early residues as a visible share of equity.
-A single run (:func:`run`) and a sweep (:func:`sweep_parallel`) share :func:`_fill`,
-:func:`_target_at` and :func:`_track`, so the same parameters give the same figures to
-the last bit.
+A single run (:func:`run`, over the target changes :func:`changes` records) and a sweep
+(:func:`sweep_parallel`) share :func:`_next_change`, :func:`_fill`, :func:`_target_at` and
+:func:`_track`, so the same parameters give the same figures to the last bit.
 
 The target comes either from an array (``mode == TARGET``: the strategy's own target) or
 from two lines crossing (``mode == CROSS``: +1 while ``a > b``, -1 while below, 0 when
@@ -85,15 +85,23 @@ def cross_target(a, b, long_only, out):
 
 
 @njit(cache=True, nogil=True)
-def count_changes(a, b, mode, long_only):
-    """How many times the target changes (the value before the first bar is 0)."""
-    changes = 0
+def changes(a, b, mode, long_only, bars, targets):
+    """Record each bar whose target differs from the bar before's (0 before the first
+    bar) in ``bars`` and its new target in ``targets``; return how many there are.
+
+    ``bars`` and ``targets`` need room for one change per bar. :func:`run` then visits
+    only these bars, so its loop neither scans nor branches per bar.
+    """
+    count = 0
     previous = 0.0
-    for t in range(a.size):
-        value = _target_at(a, b, t, mode, long_only)
-        changes += value != previous
-        previous = value
-    return changes
+    i = _next_change(a, b, 0, mode, long_only, previous)
+    while i < a.size:
+        previous = _target_at(a, b, i, mode, long_only)
+        bars[count] = i
+        targets[count] = previous
+        count += 1
+        i = _next_change(a, b, i + 1, mode, long_only, previous)
+    return count
 
 
 @njit(inline="always")
@@ -235,33 +243,29 @@ def _fill(t, target, q, cash, price, fee, slip, units, ledger, fills, trades):
 
 
 @njit(cache=True, nogil=True)
-def run(open_, close, a, b, mode, long_only, cash0, fee, slip, units, fills, trades, out):
-    """A single run: the fill and trade records, and in ``out`` the final equity, the
-    trade figures, exposure and fees. Returns ``(number of fills, number of trades)``;
-    records beyond the arrays' room are counted but not written (run again with room).
+def run(open_, close, bars, targets, cash0, fee, slip, units, fills, trades, out):
+    """A single run from the target's changes (:func:`changes`: a change decided on bar
+    ``bars[j] < close.size - 1`` acts at the next bar's open): the fill and trade
+    records, and in ``out`` the final equity, the trade figures, exposure and fees.
+    Returns ``(number of fills, number of trades)``; a change fills at most once and a
+    fill closes at most one trade, so records as wide as the changes (trades one wider,
+    for the open one) have room for all.
 
-    The loop jumps from one target change to the next; between two fills cash and
-    position are constant, so the equity curve follows from the fill records
-    (:func:`mark`, when it is asked for) and the return figures from the curve
-    (:func:`equity_figures`).
+    Between two fills cash and position are constant, so the equity curve follows from
+    the fill records (:func:`mark`, when it is asked for) and the return figures from the
+    curve (:func:`equity_figures`).
     """
     n = close.size
     ledger = np.zeros(LEDGER)
     q = 0.0
     cash = cash0
-    previous = 0.0
     exposed = 0
     start = 0
-    decided_a, decided_b = a[: n - 1], b[: n - 1]  # the targets that have a next bar
-    i = _next_change(decided_a, decided_b, 0, mode, long_only, previous)
-    while i < n - 1:
-        target = _target_at(decided_a, decided_b, i, mode, long_only)
-        t = i + 1  # decided on bar i's close, filled at bar t's open
+    for j in range(bars.size):
+        t = bars[j] + 1  # decided on that bar's close, filled at bar t's open
         exposed += (t - start) * (q != 0.0)
-        q, cash = _fill(t, target, q, cash, open_[t], fee, slip, units, ledger, fills, trades)
+        q, cash = _fill(t, targets[j], q, cash, open_[t], fee, slip, units, ledger, fills, trades)
         start = t
-        previous = target
-        i = _next_change(decided_a, decided_b, t, mode, long_only, previous)
     exposed += (n - start) * (q != 0.0)
     _finish(q, ledger, trades, exposed, n, out)
     out[0] = cash + q * close[n - 1]
@@ -380,10 +384,10 @@ def _figures(out, n, final, cash0, ppy, s1, s2, down2, low, high, worst):
 def summarise(open_, close, a, b, mode, long_only, cash0, fee, slip, units, ppy, out):
     """One combination's figures, from a loop that stores nothing per bar.
 
-    Scans for target changes as :func:`run` does; the statistics advance over each
-    stretch between fills. A flat stretch has a constant equity, so after its first bar
-    every return is exactly 0 and the drawdown cannot change: those bars are skipped
-    with the same result as visiting them.
+    Scans for the target changes :func:`changes` records for :func:`run`; the statistics
+    advance over each stretch between fills. A flat stretch has a constant equity, so
+    after its first bar every return is exactly 0 and the drawdown cannot change: those
+    bars are skipped with the same result as visiting them.
     """
     n = close.size
     ledger = np.zeros(LEDGER)

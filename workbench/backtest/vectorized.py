@@ -67,12 +67,18 @@ class CrossFastPath:
     computes each distinct line once; ``compute(keys, close, out, parallel)`` fills the
     rows of ``out`` (len(keys) x bars) with those lines, from the close prices;
     ``warmup(params)`` is the fewest bars the strategy accepts (fewer fall back to
-    ``strategy.target``, which raises its own error).
+    ``strategy.target``, which raises its own error). ``changes(params, close, bars,
+    targets)``, optional, records the target's changes straight from the close prices, as
+    ``_kernels.changes`` records them from the lines, and returns how many (None for a
+    parameter set it does not cover): a single run then never writes the lines out.
     """
 
     lines: Callable[[Mapping[str, Any]], tuple[Hashable, Hashable]]
     compute: Callable[[Sequence[Hashable], np.ndarray, np.ndarray, bool], None]
     warmup: Callable[[Mapping[str, Any]], int]
+    changes: (
+        Callable[[Mapping[str, Any], np.ndarray, np.ndarray, np.ndarray], int | None] | None
+    ) = None
 
 
 FAST_PATHS: dict[type[Strategy], CrossFastPath] = {}
@@ -114,12 +120,63 @@ def _compute_averages(
     (_averages_parallel if parallel else _averages_serial)(close, periods, matypes, out)
 
 
+@njit(cache=True, nogil=True)
+def _sma_total(x, period, stop):
+    """SMA(period)'s running total as the indicator kernel leaves it before bar ``stop``."""
+    total = 0.0
+    for i in range(period - 1):
+        total += x[i]
+    for i in range(period - 1, stop):
+        total += x[i]
+        total -= x[i - period + 1]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _sma_cross_changes(x, fast, slow, long_only, bars, targets):
+    """``_kernels.changes`` of SMA(fast) crossing SMA(slow) over ``x``, without the lines.
+
+    Both running totals take the indicator kernel's steps in its order
+    (``workbench.indicators._kernels_overlap.sma``), so every average, and so every
+    target, is the same to the bit. Each total is a chain of dependent additions, which
+    sets the pace; the two chains overlap in one loop, and no 2 x bars array of lines is
+    written and read back. Needs ``x.size >= max(fast, slow) - 1``.
+    """
+    start = max(fast, slow) - 1  # the first bar with both averages; the target is 0 before
+    total_a = _sma_total(x, fast, start)
+    total_b = _sma_total(x, slow, start)
+    now, gone_a, gone_b = x[start:], x[start - fast + 1 :], x[start - slow + 1 :]
+    count = 0
+    previous = 0.0
+    for i in range(now.size):
+        total_a += now[i]
+        total_b += now[i]
+        target = k.cross_value(total_a / fast, total_b / slow, long_only)
+        total_a -= gone_a[i]
+        total_b -= gone_b[i]
+        bars[count] = start + i  # written on every bar, kept on a change: no branch
+        targets[count] = target
+        count += target != previous
+        previous = target
+    return count
+
+
+def _average_changes(
+    params: Mapping[str, Any], close: np.ndarray, bars: np.ndarray, targets: np.ndarray
+) -> int | None:
+    if params["kind"] != "sma":
+        return None
+    fast, slow, long_only = int(params["fast"]), int(params["slow"]), bool(params["long_only"])
+    return _sma_cross_changes(close, fast, slow, long_only, bars, targets)
+
+
 register_fast_path(
     MovingAverageCross,
     CrossFastPath(
         lines=_average_lines,
         compute=_compute_averages,
         warmup=lambda params: max(int(params["fast"]), int(params["slow"])),
+        changes=_average_changes,
     ),
 )
 
@@ -135,18 +192,16 @@ def fast_target(strategy: Strategy, bars: pd.DataFrame) -> pd.Series | None:
     _, close = _checked_bars(bars, _what(strategy))
     strategy.check()
     params = strategy.param.values()
-    lines = _lines(path, params, close)
-    if lines is None:
+    if close.size < path.warmup(params):  # strategy.target raises its own error
         return strategy.target(bars).astype(np.float64)
+    lines = _lines(path, params, close)
     target = np.empty(close.size)
     k.cross_target(lines[0], lines[1], bool(params["long_only"]), target)
     return pd.Series(target, index=bars.index, name="target", copy=False)
 
 
-def _lines(path: CrossFastPath, params: Mapping[str, Any], close: np.ndarray) -> np.ndarray | None:
-    """The two lines of a parameter set (None if there are too few bars for them)."""
-    if close.size < path.warmup(params):
-        return None
+def _lines(path: CrossFastPath, params: Mapping[str, Any], close: np.ndarray) -> np.ndarray:
+    """The two lines of a parameter set (over at least ``path.warmup(params)`` bars)."""
     lines = np.empty((2, close.size))
     # in this thread: a parallel region would wait on a second core that a busy machine
     # may not give it for milliseconds, longer than computing both lines here takes
@@ -276,30 +331,17 @@ def run_vectorized(
     if periods_per_year is not None:  # else inferred when the summary is first read
         periods_per_year = _positive(periods_per_year, "periods_per_year")
     settings["periods_per_year"] = periods_per_year
-    lines = None
-    path = FAST_PATHS.get(type(strategy))
-    if path is not None:
-        strategy.check()
-        params = strategy.param.values()
-        lines = _lines(path, params, close)
-    if lines is not None:
-        a, b = lines
-        mode, long_only = k.CROSS, bool(params["long_only"])
-    else:
-        a = b = _target_array(strategy.target(bars), len(close))
-        mode, long_only = k.TARGET, False
+    at = np.empty(close.size - 1, dtype=np.int64)  # the last bar's target never acts
+    targets = np.empty(close.size - 1)
+    changes = _target_changes(strategy, bars, close, at, targets)
     cash0, fee, slip, size, _ = kernel_settings(settings)
     figures = np.full(k.N_FIGURES, np.nan)
-    room = max(64, close.size // 16)  # a change every 16 bars on average; else run again
-    while True:
-        fills = np.empty((len(k.FILL_FIELDS), room))
-        trades = np.empty((len(k.TRADE_FIELDS), room + 1))  # a fill closes at most one
-        n_fills, n_trades = k.run(
-            open_, close, a, b, mode, long_only, cash0, fee, slip, size, fills, trades, figures
-        )
-        if n_fills <= room:
-            break
-        room = k.count_changes(a, b, mode, long_only)  # fills <= target changes
+    fills = np.empty((len(k.FILL_FIELDS), changes))
+    trades = np.empty((len(k.TRADE_FIELDS), changes + 1))
+    n_fills, n_trades = k.run(
+        open_, close, at[:changes], targets[:changes], cash0, fee, slip, size, fills, trades,
+        figures,
+    )  # fmt: skip
     return VectorizedResult(
         bars=bars,
         symbol=symbol,
@@ -307,9 +349,30 @@ def run_vectorized(
         settings=settings,
         final_equity=float(figures[0]),
         figures=figures,
-        fill_records=fills[:, :n_fills].copy(),
-        trade_records=trades[:, :n_trades].copy(),
+        # copied only where some room is left over: a change that did not trade
+        fill_records=np.ascontiguousarray(fills[:, :n_fills]),
+        trade_records=np.ascontiguousarray(trades[:, :n_trades]),
     )
+
+
+def _target_changes(
+    strategy: Strategy, bars: pd.DataFrame, close: np.ndarray, at: np.ndarray, targets: np.ndarray
+) -> int:
+    """Record the target's changes over all bars but the last (``_kernels.changes``) in
+    ``at`` and ``targets``; return how many. From the strategy's fast path, without the
+    lines where it can, else from ``strategy.target(bars)``."""
+    path = FAST_PATHS.get(type(strategy))
+    if path is not None:
+        strategy.check()
+        params = strategy.param.values()
+        if close.size >= path.warmup(params):  # else strategy.target raises its own error
+            count = path.changes(params, close[:-1], at, targets) if path.changes else None
+            if count is None:  # no direct route for these parameters: through the lines
+                a, b = _lines(path, params, close)[:, :-1]
+                count = k.changes(a, b, k.CROSS, bool(params["long_only"]), at, targets)
+            return count
+    target = _target_array(strategy.target(bars), close.size)[:-1]
+    return k.changes(target, target, k.TARGET, False, at, targets)
 
 
 def summary_series(values: np.ndarray) -> pd.Series:
@@ -454,7 +517,8 @@ def _checked_bars(bars: object, what: str) -> tuple[np.ndarray, np.ndarray]:
     open_, close = columns
     row = _first_bad_price(open_, close)
     if row >= 0:
-        name, value = ("open", open_[row]) if not open_[row] > 0.0 else ("close", close[row])
+        bad_open = not 0.0 < open_[row] < np.inf
+        name, value = ("open", open_[row]) if bad_open else ("close", close[row])
         raise DataFormatError(
             f"{what}: {name} is {value} at {index[row]} (row {row}); prices must be finite and "
             f"positive. Fill or drop the bad bars first."
@@ -462,19 +526,28 @@ def _checked_bars(bars: object, what: str) -> tuple[np.ndarray, np.ndarray]:
     return open_, close
 
 
+_INF_BITS = np.array(np.inf).view(np.int64).item()
+
+
 @njit(cache=True)
 def _first_bad_price(open_, close):
     """The first row whose open or close is not a finite positive number, or -1.
 
-    The first loop has no early exit, so it vectorises; the second, which finds the row,
-    only runs when there is something to report."""
-    bad = 0
+    A float64 is finite and positive exactly when its bits, read as an int64, lie strictly
+    between those of 0.0 and of inf (NaN lies above, negative numbers and -0.0 below), so
+    the first loop takes an integer minimum and maximum, which vectorise at the speed of
+    memory; the second, which finds the row, only runs when there is something to report.
+    """
+    low = high = 1  # the bits of the smallest positive number: a good price
+    open_bits, close_bits = open_.view(np.int64), close.view(np.int64)
+    for i in range(open_bits.size):
+        low = min(low, open_bits[i], close_bits[i])
+        high = max(high, open_bits[i], close_bits[i])
+    if low > 0 and high < _INF_BITS:
+        return -1
     for i in range(open_.size):
-        bad |= np.int64(not (0.0 < open_[i] < np.inf and 0.0 < close[i] < np.inf))
-    if bad:
-        for i in range(open_.size):
-            if not (0.0 < open_[i] < np.inf and 0.0 < close[i] < np.inf):
-                return i
+        if not (0.0 < open_[i] < np.inf and 0.0 < close[i] < np.inf):
+            return i
     return -1
 
 
