@@ -140,6 +140,17 @@ def test_the_curves_share_the_feeds_index(two_symbols, start):
     for curve in (result.equity, result.cash, result.exposure, result.positions):
         pd.testing.assert_index_equal(curve.index, index, exact=True)
     assert list(result.positions.columns) == list(two_symbols)
+    if start is None:  # the feed's bars and cached checks, not a copy per run ...
+        assert np.shares_memory(result.equity.index.asi8, backtest.feed.index.asi8)
+        result.equity.index.name = "renamed"  # ... in an index of the run's own
+        assert backtest.feed.index.name == "timestamp"
+        assert backtest.run().equity.index.name == "timestamp"
+
+
+def test_runs_share_no_stats_index(two_symbols):
+    first, second = (Backtest(two_symbols, Rhythm()).run() for _ in range(2))
+    first.stats.index.name = "figure"  # (an Index's name can be set in place)
+    assert second.stats.index.name is None
 
 
 def test_the_curves_but_equity_are_built_when_first_read(two_symbols):

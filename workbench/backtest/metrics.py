@@ -30,12 +30,19 @@ Which reference each follows, where the two disagree, and why:
 - In :func:`stats` the trade stats use the closed trades as vectorbt reports them: win
   rate, profit factor and expectancy on ``pnl`` (quote currency), average win and loss on
   ``return`` (fractions of the entry notional).
+
+The figures that scan a long curve (the growth, the drawdowns and their durations, the
+sums of squares behind the deviations, the bar spacing) come from numba kernels that do
+numpy's arithmetic in numpy's order -- its pairwise summation included -- so they equal
+numpy's to the bit without the temporaries numpy needs, whose fresh memory costs more
+than the arithmetic, or its slow cumulative ufuncs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from workbench.errors import ConfigError, DataFormatError
 
@@ -67,6 +74,7 @@ STATS_KEYS = (
     "trades",
 )
 TRADE_COLUMNS = ("entry_time", "exit_time", "pnl", "return", "open")
+_STATS_INDEX = pd.Index(STATS_KEYS)  # made once: building an Index costs more than the stats
 
 
 def stats(
@@ -126,7 +134,8 @@ def summary(
     ``exposure``, so that a run need not build its trades table to get them.
 
     The curve is checked and turned into returns once, and every figure comes from those
-    arrays; the values are the ones the metric functions below give one by one.
+    arrays, each shared quantity (the deviation, the wealth path) worked out once; the
+    values are the ones the metric functions below give one by one.
     """
     curve = _equity(equity)
     r = _values(_returns(curve), "stats")
@@ -135,19 +144,28 @@ def summary(
         periods = infer_periods_per_year(times)
     else:
         periods = _positive(periods_per_year)
-    growth, worst = _annual_return(r, periods), _max_drawdown(r)
+    growth, worst = _growth_and_worst(r)
+    growth = _annualised(growth, r.size, periods)
+    mean, scale, excess = _mean(r), _scale(r), _excess(r, risk_free, periods)
+    deviation = _deviation(r, mean)
+    if excess is r:
+        excess_mean, excess_deviation = mean, deviation
+    else:
+        excess_mean = _mean(excess)
+        excess_deviation = _deviation(excess, excess_mean)
     pnl, trade_returns = _values(pnl, "stats"), _values(trade_returns, "stats")
+    first, last = times[0], times[-1]
     figures = {
-        "start": times[0],
-        "end": times[-1],
-        "duration": times[-1] - times[0],
+        "start": first,
+        "end": last,
+        "duration": last - first,
         "initial_equity": float(curve[0]),
         "final_equity": float(curve[-1]),
         "total_return": float(curve[-1] / curve[0] - 1),
         "annual_return": growth,
-        "volatility": _volatility(r, periods),
-        "sharpe": _sharpe(r, periods, risk_free),
-        "sortino": _sortino(r, periods, risk_free),
+        "volatility": _volatility(deviation, periods),
+        "sharpe": _ratio(excess_mean, excess_deviation, scale, periods),
+        "sortino": _ratio(excess_mean, _downside(excess), scale, periods),
         "calmar": _calmar(growth, worst),
         "max_drawdown": worst,
         "max_drawdown_duration": _max_drawdown_duration(curve, times),
@@ -162,9 +180,9 @@ def summary(
         "funding": float(funding),
         "trades": len(pnl),
     }
-    return pd.Series(
-        [figures[key] for key in STATS_KEYS], index=list(STATS_KEYS), dtype=object, name="stats"
-    )
+    values = np.empty(len(STATS_KEYS), dtype=object)
+    values[:] = [figures[key] for key in STATS_KEYS]
+    return pd.Series(values, index=_STATS_INDEX.copy(), name="stats", copy=False)
 
 
 # -- returns and periods ----------------------------------------------------------------------
@@ -226,9 +244,10 @@ def _common_spacing(index: pd.DatetimeIndex) -> pd.Timedelta | None:
     without the sort a median takes; None if no spacing is that common."""
     if index.hasnans:
         return None
-    steps = np.diff(index.asi8)
-    guess = steps[len(steps) // 2]
-    if 2 * np.count_nonzero(steps == guess) <= len(steps):
+    stamps = index.asi8
+    middle = (len(stamps) - 1) // 2  # of the len(stamps) - 1 steps
+    guess = stamps[middle + 1] - stamps[middle]
+    if 2 * _count_steps(stamps, guess) <= len(stamps) - 1:
         return None
     return pd.Timedelta(np.timedelta64(int(guess), index.unit))
 
@@ -269,32 +288,30 @@ def _excess(values: np.ndarray, risk_free: float, periods: float) -> np.ndarray:
 
 
 # -- return metrics ---------------------------------------------------------------------------
-# Each takes a returns Series; its underscored twin does the arithmetic on checked arrays.
+# Each takes a returns Series; the underscored helpers do the arithmetic on checked arrays,
+# for them and for summary().
 
 
 def annual_return(returns: pd.Series, *, periods_per_year: float | None = None) -> float:
     """Compound annual growth rate, years counted as ``bars / periods_per_year``; NaN if empty."""
     values = _values(returns, "annual_return")
-    return _annual_return(values, _periods(returns, periods_per_year))
+    growth, _ = _growth_and_worst(values)
+    return _annualised(growth, values.size, _periods(returns, periods_per_year))
 
 
-def _annual_return(values: np.ndarray, periods: float) -> float:
-    if values.size == 0:
-        return float("nan")
+def _annualised(growth: float, bars: int, periods: float) -> float:
     with np.errstate(over="ignore"):  # a few hours compounded to a year can exceed a float: inf
-        return float(np.prod(1 + values) ** (periods / values.size) - 1)
+        return float(np.float64(growth) ** (periods / bars) - 1) if bars else float("nan")
 
 
 def volatility(returns: pd.Series, *, periods_per_year: float | None = None) -> float:
     """Annualised standard deviation of returns (ddof=1); NaN for fewer than 2 returns."""
     values = _values(returns, "volatility")
-    return _volatility(values, _periods(returns, periods_per_year))
+    return _volatility(_deviation(values, _mean(values)), _periods(returns, periods_per_year))
 
 
-def _volatility(values: np.ndarray, periods: float) -> float:
-    if values.size < 2:
-        return float("nan")
-    return float(np.std(values, ddof=1) * np.sqrt(periods))
+def _volatility(deviation: float, periods: float) -> float:
+    return float(deviation * np.sqrt(periods))
 
 
 def sharpe(
@@ -303,15 +320,10 @@ def sharpe(
     """Annualised Sharpe ratio of the returns in excess of ``risk_free`` (an annual rate);
     NaN when volatility is zero (not inf) or there are fewer than 2 returns."""
     values = _values(returns, "sharpe")
-    return _sharpe(values, _periods(returns, periods_per_year), risk_free)
-
-
-def _sharpe(values: np.ndarray, periods: float, risk_free: float) -> float:
+    periods = _periods(returns, periods_per_year)
     excess = _excess(values, risk_free, periods)
-    deviation = np.std(excess, ddof=1) if values.size >= 2 else 0.0
-    if _negligible(deviation, values):
-        return float("nan")
-    return float(excess.mean() / deviation * np.sqrt(periods))
+    mean = _mean(excess)
+    return _ratio(mean, _deviation(excess, mean), _scale(values), periods)
 
 
 def sortino(
@@ -324,25 +336,38 @@ def sortino(
     there is no downside or fewer than 2 returns.
     """
     values = _values(returns, "sortino")
-    return _sortino(values, _periods(returns, periods_per_year), risk_free)
-
-
-def _sortino(values: np.ndarray, periods: float, risk_free: float) -> float:
+    periods = _periods(returns, periods_per_year)
     excess = _excess(values, risk_free, periods)
-    if values.size >= 2:
-        losses = np.minimum(excess, 0.0)
-        downside = np.sqrt(np.mean(np.square(losses, out=losses)))
-    else:
-        downside = 0.0
-    if _negligible(downside, values):
+    return _ratio(_mean(excess), _downside(excess), _scale(values), periods)
+
+
+def _deviation(values: np.ndarray, mean: float) -> float:
+    """The sample standard deviation (ddof=1) about the values' ``mean``, as ``np.std``
+    gives it; NaN for fewer than 2 values."""
+    if values.size < 2:
         return float("nan")
-    return float(excess.mean() / downside * np.sqrt(periods))
+    return np.sqrt(_sum_of_squares(values, mean, False) / (values.size - 1))
 
 
-def _negligible(deviation: float, values: np.ndarray) -> bool:
-    """Whether a deviation is zero or the floating-point residue (~1e-18) that returns
-    meant to be equal leave, such as a curve growing at a constant rate."""
-    return deviation <= 1e-12 * (max(values.max(), -values.min()) if values.size else 0.0)
+def _downside(values: np.ndarray) -> float:
+    """The root mean square of the values below zero over all values; NaN for fewer than 2."""
+    if values.size < 2:
+        return float("nan")
+    return np.sqrt(_sum_of_squares(values, 0.0, True) / values.size)
+
+
+def _ratio(mean: float, deviation: float, scale: float, periods: float) -> float:
+    """The annualised mean excess return over a deviation; NaN when that is NaN, zero or
+    the floating-point residue (~1e-18 of the returns' ``scale``) that returns meant to be
+    equal leave, such as a curve growing at a constant rate."""
+    if not deviation > 1e-12 * scale:
+        return float("nan")
+    return float(mean / deviation * np.sqrt(periods))
+
+
+def _scale(values: np.ndarray) -> float:
+    """The largest return in size, which a negligible deviation is measured against."""
+    return max(values.max(), -values.min()) if values.size else 0.0
 
 
 def calmar(returns: pd.Series, *, periods_per_year: float | None = None) -> float:
@@ -360,33 +385,23 @@ def _calmar(growth: float, worst: float) -> float:
 
 def drawdown(returns: pd.Series) -> pd.Series:
     """Fall from the running peak after each return (<= 0), the starting equity a peak."""
-    fall = _drawdown(_values(returns, "drawdown"))
+    values = _values(returns, "drawdown")
+    fall = np.empty_like(values)
+    _wealth_path(values, fall)
     return pd.Series(fall, index=returns.index, name="drawdown")
-
-
-def _drawdown(values: np.ndarray) -> np.ndarray:
-    fall = _of_peak(values)
-    fall -= 1
-    return fall
-
-
-def _of_peak(values: np.ndarray) -> np.ndarray:
-    """The wealth after each return as a fraction of the running peak (the start a peak)."""
-    wealth = np.add(values, 1)
-    np.cumprod(wealth, out=wealth)
-    peak = np.maximum.accumulate(wealth)
-    np.maximum(peak, 1.0, out=peak)
-    return np.divide(wealth, peak, out=peak)
 
 
 def max_drawdown(returns: pd.Series) -> float:
     """The deepest drawdown, negative (-0.23 is 23 % below the peak); NaN if empty."""
-    return _max_drawdown(_values(returns, "max_drawdown"))
+    _, worst = _growth_and_worst(_values(returns, "max_drawdown"))
+    return worst
 
 
-def _max_drawdown(values: np.ndarray) -> float:
-    # min(x - 1) is min(x) - 1 to the bit (rounding keeps order), a pass fewer
-    return float(_of_peak(values).min() - 1) if values.size else float("nan")
+def _growth_and_worst(values: np.ndarray) -> tuple[float, float]:
+    """What 1 grows to over the returns and their deepest drawdown; NaN for no returns."""
+    if not values.size:
+        return float("nan"), float("nan")
+    return _wealth_path(values, None)
 
 
 def max_drawdown_duration(equity: pd.Series) -> pd.Timedelta:
@@ -399,13 +414,9 @@ def max_drawdown_duration(equity: pd.Series) -> pd.Timedelta:
 
 
 def _max_drawdown_duration(values: np.ndarray, times: pd.DatetimeIndex) -> pd.Timedelta:
-    at_peak = np.flatnonzero(values >= np.maximum.accumulate(values))
-    ends = np.append(at_peak[1:], len(values) - 1)
-    underwater = ends > at_peak + 1
-    if not underwater.any():
+    longest = _longest_underwater(values, times.asi8)
+    if longest < 0:
         return pd.Timedelta(0)
-    stamps = times.asi8
-    longest = (stamps[ends[underwater]] - stamps[at_peak[underwater]]).max()
     return pd.Timedelta(np.timedelta64(int(longest), times.unit))
 
 
@@ -478,3 +489,127 @@ def _time_in_trades(index: pd.DatetimeIndex, trades: pd.DataFrame) -> float:
     np.add.at(held, start, 1)
     np.add.at(held, stop, -1)
     return float((np.cumsum(held[:-1]) > 0).mean())
+
+
+# -- kernels ----------------------------------------------------------------------------------
+# numpy's arithmetic in numpy's order, compiled: the values are numpy's to the bit.
+
+
+@njit(cache=True, nogil=True)
+def _wealth_path(returns: np.ndarray, falls: np.ndarray | None) -> tuple[float, float]:
+    """What 1 grows to over the returns (``np.prod(1 + returns)``) and the deepest fall
+    from the running peak, the start a peak (``cumprod`` over ``maximum.accumulate``, at
+    least 1, minus 1); each return's fall is written to ``falls`` unless it is None.
+
+    Between two peaks the peak is fixed, and rounding keeps order, so the lowest wealth
+    there gives the lowest ratio: one division per peak, not per bar.
+    """
+    wealth = peak = trough = lowest = 1.0
+    for i in range(returns.size):
+        wealth *= returns[i] + 1.0
+        if wealth > peak:
+            lowest = np.minimum(lowest, trough / peak)
+            peak = trough = wealth
+        elif wealth < trough:
+            trough = wealth
+        if falls is not None:
+            falls[i] = wealth / peak - 1.0
+    return wealth, np.minimum(lowest, trough / peak) - 1.0
+
+
+@njit(cache=True, nogil=True)
+def _longest_underwater(values: np.ndarray, stamps: np.ndarray) -> int:
+    """The longest time (in ``stamps``) from a peak of ``values`` -- one at or above all
+    before it -- to the next peak, or to the last value if none follows, among the
+    stretches with a value below their peak; -1 if there are none."""
+    peak, since, longest = values[0], 0, -1
+    for i in range(1, values.size):
+        if values[i] >= peak:
+            if i > since + 1:
+                longest = max(longest, stamps[i] - stamps[since])
+            peak, since = values[i], i
+    last = values.size - 1
+    if last > since + 1:
+        longest = max(longest, stamps[last] - stamps[since])
+    return longest
+
+
+@njit(cache=True, nogil=True)
+def _count_steps(stamps: np.ndarray, step: int) -> int:
+    """How many of the steps between consecutive stamps are ``step``."""
+    count = 0
+    for i in range(stamps.size - 1):
+        count += stamps[i + 1] - stamps[i] == step
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _sum_of_squares(values: np.ndarray, center: float, below: bool) -> float:
+    """The sum of ``(x - center) ** 2`` over the values, or of ``min(x - center, 0) ** 2``
+    when ``below``, as ``np.sum`` adds up that array: numpy's pairwise summation, which
+    sums a run of up to 128 directly (:func:`_run_sum`) and a longer one as its two halves,
+    the first a multiple of 8 long. Walked with a stack rather than by recursion: numba
+    crashes loading a recursive kernel from its cache."""
+    right_start = np.empty(64, np.int64)  # per level: the right half still to sum,
+    right_count = np.empty(64, np.int64)
+    left_sum = np.empty(64)  # the left half's sum once known
+    left_done = np.zeros(64, np.bool_)
+    start, count, depth = 0, values.size, 0
+    while True:
+        while count > 128:
+            half = count // 2
+            half -= half % 8
+            right_start[depth], right_count[depth] = start + half, count - half
+            left_done[depth] = False
+            depth += 1
+            count = half
+        total = _run_sum(values, center, below, start, count)
+        while depth > 0 and left_done[depth - 1]:
+            depth -= 1
+            total = left_sum[depth] + total
+        if depth == 0:
+            return total
+        left_sum[depth - 1], left_done[depth - 1] = total, True
+        start, count = right_start[depth - 1], right_count[depth - 1]
+
+
+@njit(inline="always")
+def _run_sum(values: np.ndarray, center: float, below: bool, start: int, count: int) -> float:
+    """numpy's sum of a run of at most 128 squares: under 8 added in turn; else in eight
+    running sums, combined as ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))``, and
+    the last ``count % 8`` added in turn."""
+    if count < 8:
+        total = 0.0
+        for i in range(start, start + count):
+            total += _square(values[i], center, below)
+        return total
+    s0 = _square(values[start], center, below)
+    s1 = _square(values[start + 1], center, below)
+    s2 = _square(values[start + 2], center, below)
+    s3 = _square(values[start + 3], center, below)
+    s4 = _square(values[start + 4], center, below)
+    s5 = _square(values[start + 5], center, below)
+    s6 = _square(values[start + 6], center, below)
+    s7 = _square(values[start + 7], center, below)
+    stop = start + count - count % 8
+    for i in range(start + 8, stop, 8):
+        s0 += _square(values[i], center, below)
+        s1 += _square(values[i + 1], center, below)
+        s2 += _square(values[i + 2], center, below)
+        s3 += _square(values[i + 3], center, below)
+        s4 += _square(values[i + 4], center, below)
+        s5 += _square(values[i + 5], center, below)
+        s6 += _square(values[i + 6], center, below)
+        s7 += _square(values[i + 7], center, below)
+    total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for i in range(stop, start + count):
+        total += _square(values[i], center, below)
+    return total
+
+
+@njit(inline="always")
+def _square(x: float, center: float, below: bool) -> float:
+    d = x - center
+    if below:
+        d = min(d, 0.0)
+    return d * d
