@@ -31,6 +31,7 @@ from workbench.engine.feed import ReplayFeed
 from workbench.engine.orders import Fill, Order, OrderStatus, OrderType, Side
 from workbench.engine.order_manager import OrderManager
 from workbench.engine.portfolio import Portfolio
+from workbench.engine.risk import RiskManager
 from workbench.engine.strategy import Bar, BarColumns, EventStrategy
 from workbench.errors import ConfigError, DataFormatError, StrategyError, WorkbenchError
 
@@ -82,10 +83,13 @@ class Engine:
         first = feed.first_event(self.start)
         if first:  # the warm-up bars: the strategy's indicators saw them, nothing traded
             self._catch_up(first - 1)
-        events = feed.events(first)
         gc.freeze()  # spare the collector re-scanning the replay's lists on every pass
         try:
-            self._replay(events)
+            if len(feed.symbols) == 1:
+                symbol = feed.symbols[0]
+                self._replay_one(symbol, range(first, len(feed)), feed.columns[symbol])
+            else:
+                self._replay(feed.events(first))
         finally:
             gc.unfreeze()
         self.finish(int(feed.times[-1]))
@@ -163,10 +167,39 @@ class Engine:
             except WorkbenchError:
                 raise
             except Exception as exc:
-                raise self._failed(exc, symbol, bar.time) from exc
+                raise self._failed(exc, bar) from exc
             if watch is not None:
-                self.sync()
-                watch.on_equity(bar.closes, self.portfolio.equity())
+                self._watch(watch, bar)
+
+    def _replay_one(self, symbol: str, rows: range, columns: BarColumns) -> None:
+        """:meth:`_replay` of one symbol's rows: the same steps, in a loop that only moves
+        the bar's row (a quarter less time per bar than unpacking events, in the loop a
+        replay spends most of its time in)."""
+        ctx, on_bar, books = self.ctx, self.strategy.on_bar, self.venue.books
+        before = bool(self._funding or self._margin)
+        watch = self.risk if self.risk.watches_equity else None
+        count = sys.getrefcount
+        bar = None
+        for row in rows:
+            if books or before:
+                self._open(symbol, row, columns)
+            self._synced = None
+            if count(bar) != _UNHELD:
+                bar = self.bar = Bar(symbol, row, columns)
+            bar.row = row
+            try:
+                on_bar(ctx, bar)
+            except WorkbenchError:
+                raise
+            except Exception as exc:
+                raise self._failed(exc, bar) from exc
+            if watch is not None:
+                self._watch(watch, bar)
+
+    def _watch(self, risk: RiskManager, bar: Bar) -> None:
+        """Let the risk manager see the equity after ``bar`` (for its halts)."""
+        self.sync()
+        risk.on_equity(bar.closes, self.portfolio.equity())
 
     def _open(self, symbol: str, row: int, columns: BarColumns) -> None:
         """What meets a bar before the strategy sees it, on the state as of the bar before:
@@ -182,10 +215,10 @@ class Engine:
             self.portfolio.last[symbol] = c
             self._check_liquidation(symbol, row, self._marks.get(symbol), l, h, t)
 
-    def _failed(self, exc: Exception, symbol: str, t: int) -> StrategyError:
+    def _failed(self, exc: Exception, bar: Bar) -> StrategyError:
         return StrategyError(
-            f"{self.strategy.label} raised {type(exc).__name__} at the {symbol} bar of "
-            f"{pd.Timestamp(t, tz='UTC')}: {exc}"
+            f"{self.strategy.label} raised {type(exc).__name__} at the {bar.symbol} bar of "
+            f"{bar.timestamp}: {exc}"
         )
 
     # -- events -------------------------------------------------------------------------------

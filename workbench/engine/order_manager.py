@@ -102,7 +102,11 @@ class OrderManager:
         )
         if problem:
             return self._reject(order, problem)
-        if not self._approve(order):
+        if not self.risk.limited:  # approved as it is (and recorded, as every decision is)
+            self.risk.decisions.append(
+                (self.now, order.id, "approve", order.quantity, "no limits set")
+            )
+        elif not self._approve(order):
             return order
         exits = self._bracket(order, stop_loss, take_profit) if bracket else ()
         self.venue.submit(order)
@@ -147,12 +151,8 @@ class OrderManager:
         return ""
 
     def _approve(self, order: Order) -> bool:
-        """The pre-trade risk check, on the last price; a resize shrinks the order."""
-        if not self.risk.limited:
-            self.risk.decisions.append(
-                (self.now, order.id, "approve", order.quantity, "no limits set")
-            )
-            return True
+        """The pre-trade risk check against the limits, on the last price; a resize
+        shrinks the order."""
         price = self.portfolio.last[order.symbol]
         if math.isnan(price):
             self._unchecked.add(order.id)  # no price yet (on_start): checked when it fills
