@@ -150,6 +150,8 @@ class ReplayFeed:
     @functools.cached_property
     def index(self) -> pd.DatetimeIndex:
         """The distinct bar times of all symbols (UTC), the index of the results."""
+        if len(self.symbols) == 1:  # its times are distinct already (checked)
+            return bar_index(self.times)
         return bar_index(self.times[np.r_[True, self.times[1:] != self.times[:-1]]])
 
 

@@ -24,8 +24,11 @@ after a run, instead of being valued on every bar inside the loop.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from workbench.engine.instruments import Instrument
 from workbench.engine.orders import Fill, Side
@@ -52,6 +55,42 @@ class _OpenTrade:
     entry_price: float
     fees: float
     funding: float
+
+
+class Snapshots:
+    """The account after each change, field by field in flat typed arrays: ``times`` (ns),
+    then per snapshot a value per currency (``cash``) and per symbol (``quantity``, and
+    ``basis``, the entry value of perpetuals). A long run records tens of thousands;
+    as tuples they would scatter over memory and take longer to read back than to make."""
+
+    __slots__ = ("times", "cash", "quantity", "basis", "_widths")
+
+    def __init__(self, currencies: int, symbols: int) -> None:
+        self.times = array("q")
+        self.cash, self.quantity, self.basis = array("d"), array("d"), array("d")
+        self._widths = (currencies, symbols)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def drop_last(self) -> None:
+        """Forget the last snapshot (a later one at the same time replaces it)."""
+        currencies, symbols = self._widths
+        del self.times[-1], self.cash[-currencies:], self.quantity[-symbols:]
+        if self.basis:
+            del self.basis[-symbols:]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Copies as numpy arrays: times, cash (snapshots x currencies), quantity and basis
+        (snapshots x symbols; basis None without perpetuals). Copies, since a live
+        portfolio goes on recording."""
+        currencies, symbols = self._widths
+        return (
+            np.array(self.times, dtype=np.int64),
+            np.array(self.cash, dtype=np.float64).reshape(-1, currencies),
+            np.array(self.quantity, dtype=np.float64).reshape(-1, symbols),
+            np.array(self.basis, dtype=np.float64).reshape(-1, symbols) if self.basis else None,
+        )
 
 
 TRADE_FIELDS = (
@@ -97,17 +136,14 @@ class Portfolio:
         self.fills: list[Fill] = []
         self._open: dict[str, _OpenTrade] = {}
         self.symbols = list(self.instruments)
-        self.snapshots: list[
-            tuple[int, tuple[float, ...], tuple[float, ...], tuple[float, ...]]
-        ] = []
+        self.snapshots = Snapshots(len(self.cash), len(self.positions))
         self.initial_equity = math.nan
         self._one_currency = list(self.cash) == [self.currency]
         self._margin = {s: i.is_margin for s, i in self.instruments.items()}
         self._held = list(self.positions.values())
         self._balances = self.cash.values()  # (a live view)
         self._margin_list = list(self._margin.values())
-        # without perpetuals every snapshot's basis is zeros: one tuple serves them all
-        self._spot_basis = None if any(self._margin_list) else (0.0,) * len(self._held)
+        self._perpetuals = any(self._margin_list)  # else every snapshot's basis is zeros
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -230,22 +266,21 @@ class Portfolio:
 
     def snapshot(self, time: int) -> None:
         """Record the state after a change at ``time`` (ns): cash per currency, quantity per
-        symbol, and per symbol the entry value a perpetual's P&L is measured from (0 for
-        spot, whose holding is worth quantity x price)."""
+        symbol, and with perpetuals per symbol the entry value a perpetual's P&L is
+        measured from (0 for spot, whose holding is worth quantity x price)."""
         held, snapshots = self._held, self.snapshots
-        basis = self._spot_basis
-        if basis is None:
-            basis = tuple(
+        if snapshots.times and snapshots.times[-1] == time:
+            snapshots.drop_last()
+        snapshots.times.append(time)
+        snapshots.cash.extend(self._balances)
+        snapshots.quantity.extend([p.quantity for p in held])
+        if self._perpetuals:
+            snapshots.basis.extend(
                 [
                     p.quantity * p.entry_price if margin else 0.0
                     for p, margin in zip(held, self._margin_list)
                 ]
             )
-        entry = (time, tuple(self._balances), tuple([p.quantity for p in held]), basis)
-        if snapshots and snapshots[-1][0] == time:
-            snapshots[-1] = entry
-        else:
-            snapshots.append(entry)
 
     # -- machinery ----------------------------------------------------------------------------
 
