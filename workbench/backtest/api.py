@@ -29,7 +29,8 @@ from workbench.engine import (
 )  # fmt: skip
 from workbench.engine.equity import account_curves
 from workbench.engine.orders import ORDER_COLUMNS, Fill, Order
-from workbench.engine.portfolio import FUNDING_FIELDS, TRADE_FIELDS
+from workbench.engine.ledger import TRADE_FIELDS, FillLog, RoundTrips, round_trips
+from workbench.engine.portfolio import FUNDING_FIELDS
 from workbench.engine.strategy import EventStrategy, TargetTrader, check_strategy
 from workbench.errors import ConfigError
 
@@ -214,10 +215,11 @@ def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
     portfolio, feed = engine.portfolio, engine.feed
     start = None if backtest.start is None else backtest.start.value
     account = account_curves(portfolio, feed, start)
-    fees, traded_notional = _fill_totals(portfolio.fills)
+    trips = _round_trips(portfolio)
+    fees, traded_notional = _fill_totals(portfolio.fill_log)
     stats = metrics.summary(
         account.equity,
-        *_closed_trades(portfolio.trades),
+        *_closed_trades(trips),
         exposure=account.time_in_market(),
         fees=fees,
         funding=_funding_total(portfolio.funding),
@@ -225,14 +227,13 @@ def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
     )
     strategy = backtest.strategy
     params = {k: v for k, v in strategy.param.values().items() if k != "name"}
-    trades = portfolio.trades + portfolio.open_trades()
     return BacktestResult(
         bars={s: feed.bars[s].frame for s in feed.symbols},
         equity=account.equity,
         cash=account.cash,
         positions=account.positions,
         exposure=account.exposure,
-        trades=functools.partial(_trades, trades, int(feed.times[-1])),
+        trades=functools.partial(_trades, trips, portfolio.symbols, int(feed.times[-1])),
         orders=functools.partial(_orders, engine.orders.orders),
         fills=functools.partial(_fills, portfolio.fills),
         funding=functools.partial(_frame, portfolio.funding, FUNDING_FIELDS, times=("time",)),
@@ -255,14 +256,24 @@ def _field(
     return np.fromiter(map(itemgetter(fields.index(name)), rows), dtype, len(rows))
 
 
-def _closed_trades(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+def _round_trips(portfolio: Portfolio) -> RoundTrips:
+    """The run's trades, paired from its fills and funding."""
+    codes = {s: k for k, s in enumerate(portfolio.symbols)}
+    funding = (
+        np.array(portfolio.funding_after, dtype=np.int64),
+        np.array([codes[row[1]] for row in portfolio.funding], dtype=np.int64),
+        _field(portfolio.funding, FUNDING_FIELDS, "payment"),
+    )
+    last = np.array([portfolio.last[s] for s in portfolio.symbols])
+    return round_trips(portfolio.fill_log, len(codes), funding, last)
+
+
+def _closed_trades(trips: RoundTrips) -> tuple[np.ndarray, np.ndarray]:
     """The closed trades' pnl and return, in the trades table's order (by entry, then exit
     time), for the stats: the values the table's columns would hold."""
-    times = (_field(rows, TRADE_FIELDS, name, np.int64) for name in ("exit_time", "entry_time"))
-    order = np.lexsort(tuple(times))
-    pnl, price, quantity = (
-        _field(rows, TRADE_FIELDS, name)[order] for name in ("pnl", "entry_price", "quantity")
-    )
+    closed = {name: column[: trips.closed] for name, column in trips.columns.items()}
+    order = np.lexsort((closed["exit_time"], closed["entry_time"]))
+    pnl, price, quantity = (closed[name][order] for name in ("pnl", "entry_price", "quantity"))
     return pnl, _trade_returns(pnl, price, quantity)
 
 
@@ -272,12 +283,10 @@ def _trade_returns(pnl: Column, entry_price: Column, quantity: Column) -> Column
         return pnl / (entry_price * quantity)
 
 
-def _fill_totals(fills: list[Fill]) -> tuple[float, float]:
+def _fill_totals(log: FillLog) -> tuple[float, float]:
     """Fees paid and value traded over the fills, summed as their table's columns would be."""
-    fee, quantity, price = (
-        _field(fills, Fill._fields, name) for name in ("fee", "quantity", "price")
-    )
-    return float(fee.sum()), float((quantity * price).sum())
+    _, _, quantities, prices, fees = log.arrays()
+    return float(fees.sum()), float((np.abs(quantities) * prices).sum())
 
 
 def _funding_total(rows: list[tuple]) -> float:
@@ -290,16 +299,14 @@ def _utc(time: object) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
 
 
-def _trades(rows: list[tuple], last_time: int) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(TRADE_FIELDS))
-    frame["side"] = (
-        np.where(frame["side"].to_numpy() > 0, "long", "short")
-        if len(frame)
-        else pd.Series(dtype=str)
-    )
-    is_open = frame["exit_time"].isna().to_numpy()
+def _trades(trips: RoundTrips, symbols: list[str], last_time: int) -> pd.DataFrame:
+    columns = trips.columns
+    frame = pd.DataFrame({name: columns[name] for name in TRADE_FIELDS})
+    frame["symbol"] = pd.array(np.array(symbols, dtype=object)[columns["symbol"]], dtype="str")
+    frame["side"] = np.where(columns["side"] > 0, "long", "short")
+    is_open = np.arange(len(frame)) >= trips.closed
     entry = _times(frame["entry_time"])
-    exit_ = _times(frame["exit_time"])
+    exit_ = _times(pd.Series(pd.arrays.IntegerArray(columns["exit_time"], is_open)))
     frame["entry_time"], frame["exit_time"] = entry, exit_
     frame["return"] = _trade_returns(frame["pnl"], frame["entry_price"], frame["quantity"])
     end = exit_.where(~is_open, pd.Timestamp(last_time, tz="UTC"))

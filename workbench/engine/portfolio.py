@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.engine.instruments import Instrument
+from workbench.engine.ledger import FillLog
 from workbench.engine.orders import Fill, Side
 from workbench.errors import ConfigError
 
@@ -45,16 +46,6 @@ class Position:
     realised: float = 0.0
     fees: float = 0.0
     funding: float = 0.0
-
-
-@dataclass(slots=True)
-class _OpenTrade:
-    side: int
-    quantity: float
-    entry_time: int
-    entry_price: float
-    fees: float
-    funding: float
 
 
 class Snapshots:
@@ -93,10 +84,6 @@ class Snapshots:
         )
 
 
-TRADE_FIELDS = (
-    "symbol", "side", "quantity", "entry_time", "entry_price", "exit_time", "exit_price",
-    "fees", "funding", "pnl",
-)  # fmt: skip
 FUNDING_FIELDS = ("time", "symbol", "rate", "mark_price", "quantity", "payment")
 
 
@@ -131,11 +118,12 @@ class Portfolio:
         self._pairs = {c: self._pair_for(c) for c in self.cash}
         self.positions: dict[str, Position] = {s: Position(s) for s in self.instruments}
         self.last: dict[str, float] = dict.fromkeys(self.instruments, math.nan)
-        self.trades: list[tuple] = []  # closed round trips, TRADE_FIELDS
         self.funding: list[tuple] = []  # FUNDING_FIELDS
         self.fills: list[Fill] = []
-        self._open: dict[str, _OpenTrade] = {}
+        self.fill_log = FillLog()  # the fills' numbers, paired into trades after a run
+        self.funding_after = array("q")  # per funding payment: how many fills came before
         self.symbols = list(self.instruments)
+        self._codes = {s: k for k, s in enumerate(self.symbols)}
         self.snapshots = Snapshots(len(self.cash), len(self.positions))
         self.initial_equity = math.nan
         self._one_currency = list(self.cash) == [self.currency]
@@ -194,8 +182,8 @@ class Portfolio:
     # -- changing -----------------------------------------------------------------------------
 
     def apply(self, fill: Fill) -> None:
-        """Book a fill: cash, position, average entry, realised P&L, the trade ledger and
-        a snapshot."""
+        """Book a fill: cash, position, average entry, realised P&L, the fill's numbers
+        (for the trades, paired after the run) and a snapshot."""
         _, time, symbol, side, quantity, price, fee, _ = fill
         instrument = self.instruments[symbol]
         p = self.positions[symbol]
@@ -224,7 +212,12 @@ class Portfolio:
         p.realised += realised
         p.fees += fee
         self.fills.append(fill)
-        self._book_trade(symbol, 1 if signed > 0 else -1, quantity, price, fee, time)
+        log = self.fill_log
+        log.times.append(time)
+        log.symbols.append(self._codes[symbol])
+        log.quantities.append(signed)
+        log.prices.append(price)
+        log.fees.append(fee)
         self.snapshot(time)
 
     def apply_funding(self, symbol: str, rate: float, mark_price: float, time: int) -> float:
@@ -236,8 +229,8 @@ class Portfolio:
         payment = -p.quantity * mark_price * rate
         self.cash[self.instruments[symbol].quote] += payment
         p.funding += payment
-        self._open[symbol].funding += payment
         self.funding.append((time, symbol, rate, mark_price, p.quantity, payment))
+        self.funding_after.append(len(self.fills))
         return payment
 
     def liquidation_price(self, symbol: str) -> float:
@@ -303,72 +296,3 @@ class Portfolio:
             f"Cannot value {currency} in the account currency {self.currency}: add the symbol "
             f"{currency}/{self.currency} to the data, or choose currency={currency!r}."
         )
-
-    def _book_trade(
-        self, symbol: str, side: int, quantity: float, price: float, fee: float, time: int
-    ) -> None:
-        """Round trips for ``BacktestResult.trades``: a fill of ``quantity`` on ``side`` (+1
-        buy) that reduces closes (part of) the open trade, with fees and funding shared in
-        proportion; the rest opens a new one."""
-        remaining, fee_left = quantity, fee
-        trade = self._open.get(symbol)
-        if trade is not None and trade.side != side:
-            closed = trade.quantity if trade.quantity < remaining else remaining  # (min, cheaper)
-            share = closed / trade.quantity
-            fees = trade.fees * share + fee * closed / quantity
-            funding = trade.funding * share
-            pnl = trade.side * closed * (price - trade.entry_price) - fees + funding
-            self.trades.append(
-                (
-                    symbol,
-                    trade.side,
-                    closed,
-                    trade.entry_time,
-                    trade.entry_price,
-                    time,
-                    price,
-                    fees,
-                    funding,
-                    pnl,
-                )
-            )
-            remaining -= closed
-            fee_left -= fee * closed / quantity
-            left = trade.quantity - closed
-            if left <= 1e-12 * closed:  # closed in full
-                del self._open[symbol]
-                trade = None
-            else:
-                trade.quantity = left
-                trade.fees -= trade.fees * share
-                trade.funding -= funding
-        if remaining <= 1e-12 * quantity:
-            return
-        if trade is None:
-            self._open[symbol] = _OpenTrade(side, remaining, time, price, fee_left, 0.0)
-        else:
-            total = trade.quantity + remaining
-            trade.entry_price = (trade.quantity * trade.entry_price + remaining * price) / total
-            trade.quantity = total
-            trade.fees += fee_left
-
-    def open_trades(self) -> list[tuple]:
-        """The trades still open, in ``TRADE_FIELDS`` with no exit (marked at last prices)."""
-        rows = []
-        for symbol, t in self._open.items():
-            pnl = t.side * t.quantity * (self.last[symbol] - t.entry_price) - t.fees + t.funding
-            rows.append(
-                (
-                    symbol,
-                    t.side,
-                    t.quantity,
-                    t.entry_time,
-                    t.entry_price,
-                    None,
-                    math.nan,
-                    t.fees,
-                    t.funding,
-                    pnl,
-                )
-            )
-        return rows

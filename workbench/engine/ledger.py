@@ -1,0 +1,182 @@
+"""Round trips -- the trades of a run -- paired up after it from the fills and funding.
+
+A run books each fill into cash and positions as it happens. Which trade a fill opens,
+adds to or closes matters only to the results, so the portfolio records each fill's
+numbers in flat typed arrays (:class:`FillLog`) and :func:`round_trips` pairs them up in
+one compiled pass when the results are built.
+
+The rules: per symbol, a fill on the open trade's side adds to it (at the average
+price); a fill on the other side closes it, in part or whole, and what it has left over
+opens a trade the other way. A closed part takes its share of the trade's fees and
+funding, in proportion to the quantity, plus its share of the closing fill's fee.
+A funding payment reaches the trade open when it was paid.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+TRADE_FIELDS = (
+    "symbol", "side", "quantity", "entry_time", "entry_price", "exit_time", "exit_price",
+    "fees", "funding", "pnl",
+)  # fmt: skip
+"""The columns of a run's trades, in order."""
+
+
+class FillLog:
+    """Each fill's time (ns), symbol (its position in the portfolio's symbols), signed
+    quantity (> 0 bought), price and fee, in flat typed arrays: a long run makes tens of
+    thousands, which read back from objects scattered over memory cost more than the
+    pairing itself."""
+
+    __slots__ = ("times", "symbols", "quantities", "prices", "fees")
+
+    def __init__(self) -> None:
+        self.times, self.symbols = array("q"), array("q")
+        self.quantities, self.prices, self.fees = array("d"), array("d"), array("d")
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """Copies (a live portfolio goes on recording): times, symbols, quantities,
+        prices, fees."""
+        return tuple(
+            np.array(a) for a in (self.times, self.symbols, self.quantities, self.prices, self.fees)
+        )
+
+
+@dataclass(frozen=True)
+class RoundTrips:
+    """The closed trades in the order they closed, then the open ones in symbol order
+    (their exit and P&L not yet known: marked at the last prices by :meth:`open_pnl`).
+    ``columns`` maps each of :data:`TRADE_FIELDS` to an array, ``symbol`` as positions in
+    the portfolio's symbols; ``closed`` counts the closed ones."""
+
+    columns: dict[str, np.ndarray]
+    closed: int
+
+    def open_pnl(self, last: np.ndarray) -> None:
+        """Mark the open trades at ``last`` (the last price per symbol position)."""
+        c, k = self.columns, slice(self.closed, None)
+        marked = c["side"][k] * c["quantity"][k] * (last[c["symbol"][k]] - c["entry_price"][k])
+        c["pnl"][k] = marked - c["fees"][k] + c["funding"][k]
+
+
+def round_trips(
+    log: FillLog,
+    symbols: int,
+    funding: tuple[np.ndarray, np.ndarray, np.ndarray],
+    last: np.ndarray,
+) -> RoundTrips:
+    """Pair the fills in ``log`` into trades; ``funding``: for each payment, how many
+    fills came before it, its symbol position and its amount; ``last``: the last price per
+    symbol position."""
+    times, codes, quantities, prices, fees = log.arrays()
+    n = len(times)
+    ints = np.empty((3, n + symbols), dtype=np.int64)  # side, entry time, exit time
+    floats = np.empty((6, n + symbols))  # quantity, entry, exit price, fees, funding, pnl
+    which = np.empty(n + symbols, dtype=np.int64)
+    closed, total = _pair(
+        times, codes, quantities, prices, fees, *funding, symbols, which, ints, floats
+    )
+    side, entry_time, exit_time = ints[:, :total]
+    quantity, entry_price, exit_price, fees_, funding_, pnl = floats[:, :total]
+    trips = RoundTrips(
+        columns={
+            "symbol": which[:total],
+            "side": side,
+            "quantity": quantity,
+            "entry_time": entry_time,
+            "entry_price": entry_price,
+            "exit_time": exit_time,
+            "exit_price": exit_price,
+            "fees": fees_,
+            "funding": funding_,
+            "pnl": pnl,
+        },  # fmt: skip
+        closed=closed,
+    )
+    trips.open_pnl(last)
+    return trips
+
+
+@njit(cache=True, nogil=True)
+def _pair(
+    times, codes, quantities, prices, fees, f_after, f_codes, f_payments, symbols, which,
+    ints, floats,
+):  # fmt: skip
+    """The pairing (see the module's docstring), in the order and arithmetic the
+    trades have always been booked with. Writes the closed trades, then the open ones
+    (exit time -1, exit price NaN), and returns (closed, closed + open)."""
+    is_open = np.zeros(symbols, dtype=np.bool_)
+    o_side = np.zeros(symbols, dtype=np.int64)
+    o_time = np.zeros(symbols, dtype=np.int64)
+    o_quantity = np.zeros(symbols)
+    o_price = np.zeros(symbols)
+    o_fees = np.zeros(symbols)
+    o_funding = np.zeros(symbols)
+    count = 0
+    j = 0
+    for i in range(times.size):
+        time, s, price, fee = times[i], codes[i], prices[i], fees[i]
+        while j < f_after.size and f_after[j] <= i:  # the funding paid before this fill
+            if is_open[f_codes[j]]:
+                o_funding[f_codes[j]] += f_payments[j]
+            j += 1
+        side = 1 if quantities[i] > 0 else -1
+        quantity = abs(quantities[i])
+        remaining, fee_left = quantity, fee
+        if is_open[s] and o_side[s] != side:
+            held = o_quantity[s]
+            closed = held if held < remaining else remaining
+            share = closed / held
+            trade_fees = o_fees[s] * share + fee * closed / quantity
+            trade_funding = o_funding[s] * share
+            pnl = o_side[s] * closed * (price - o_price[s]) - trade_fees + trade_funding
+            which[count] = s
+            ints[0, count], ints[1, count], ints[2, count] = o_side[s], o_time[s], time
+            floats[0, count], floats[1, count], floats[2, count] = closed, o_price[s], price
+            floats[3, count], floats[4, count], floats[5, count] = (
+                trade_fees, trade_funding, pnl,
+            )  # fmt: skip
+            count += 1
+            remaining -= closed
+            fee_left -= fee * closed / quantity
+            left = held - closed
+            if left <= 1e-12 * closed:  # closed in full
+                is_open[s] = False
+            else:
+                o_quantity[s] = left
+                o_fees[s] -= o_fees[s] * share
+                o_funding[s] -= trade_funding
+        if remaining <= 1e-12 * quantity:
+            continue
+        if not is_open[s]:
+            is_open[s] = True
+            o_side[s], o_time[s], o_quantity[s], o_price[s] = side, time, remaining, price
+            o_fees[s], o_funding[s] = fee_left, 0.0
+        else:
+            total = o_quantity[s] + remaining
+            o_price[s] = (o_quantity[s] * o_price[s] + remaining * price) / total
+            o_quantity[s] = total
+            o_fees[s] += fee_left
+    while j < f_after.size:  # after the last fill
+        if is_open[f_codes[j]]:
+            o_funding[f_codes[j]] += f_payments[j]
+        j += 1
+    closed_count = count
+    for s in range(symbols):
+        if is_open[s]:
+            which[count] = s
+            ints[0, count], ints[1, count], ints[2, count] = o_side[s], o_time[s], -1
+            floats[0, count], floats[1, count], floats[2, count] = (
+                o_quantity[s], o_price[s], np.nan,
+            )  # fmt: skip
+            floats[3, count], floats[4, count], floats[5, count] = o_fees[s], o_funding[s], 0.0
+            count += 1
+    return closed_count, count
