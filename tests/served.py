@@ -5,6 +5,7 @@ errors and for any request that leaves the server."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -125,6 +126,41 @@ class Watched:
     page: Any
     errors: list[str] = field(default_factory=list)
     external: list[str] = field(default_factory=list)
+
+
+# A write in flight when the browser goes: tornado raises in a task nobody awaits and
+# asyncio logs it -- the client leaving, not an error of the server. Its report, line by
+# line: the heading, the task, then tornado's own frames, ending with this error.
+_CLIENT_LEFT_TASK = re.compile(
+    r"future: <Task finished name='Task-\d+' coro=<WebSocketProtocol13\.write_message\b.*"
+    r"exception=WebSocketClosedError\(\)>"
+)
+_TORNADO_FRAME = re.compile(
+    r"(Traceback \(most recent call last\):|During handling of the above exception.*|"
+    r'  File ".*/tornado/[^"]+", line \d+, in \w+|    \S.*|'
+    r"tornado\.iostream\.StreamClosedError: Stream is closed|)"
+)
+_CLIENT_LEFT_END = "tornado.websocket.WebSocketClosedError"
+
+
+def server_errors(log: str) -> str:
+    """What of a server's log shows an error (a traceback, a failed callback), leaving
+    out reports of the client-left race above; "" when there is none."""
+    lines, kept, k = log.splitlines(), [], 0
+    while k < len(lines):
+        end = k + 2
+        if lines[k] == "Task exception was never retrieved" and _CLIENT_LEFT_TASK.fullmatch(
+            lines[k + 1] if k + 1 < len(lines) else ""
+        ):
+            while end < len(lines) and _TORNADO_FRAME.fullmatch(lines[end]):
+                end += 1
+            if end < len(lines) and lines[end] == _CLIENT_LEFT_END:
+                k = end + 1
+                continue
+        kept.append(lines[k])
+        k += 1
+    rest = "\n".join(kept)
+    return rest if "Traceback" in rest or "Error thrown from callback" in rest else ""
 
 
 @contextmanager

@@ -9,7 +9,8 @@ import panel as pn
 import pytest
 
 from tests.served import (
-    PANEL, browser_page, clean_env, free_port, running, tasks_named, wait_for, wait_until_up,
+    PANEL, browser_page, clean_env, free_port, running, server_errors, tasks_named, wait_for,
+    wait_until_up,
 )  # fmt: skip
 from workbench.data.sources.simulated import SimulatedMarket
 from workbench.ui.live_paper import EQUITY_CLASS, PRICE_CLASS, STATUS_CLASS, LivePaperView
@@ -93,8 +94,7 @@ def test_the_live_view_moves_after_start_and_stands_still_after_stop(tmp_path, a
             page.screenshot(path=str(artifacts / "live_paper_stopped.png"), full_page=True)
             assert not watched.errors, watched.errors
             assert not watched.external, f"the page reached beyond the server: {watched.external}"
-    output = log.read_text(errors="replace")
-    assert "Traceback" not in output and "Error thrown from callback" not in output, output
+    assert not server_errors(log.read_text(errors="replace"))
 
 
 @pytest.mark.served
