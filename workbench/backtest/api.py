@@ -215,7 +215,8 @@ def _result(backtest: Backtest, engine: Engine) -> BacktestResult:
     portfolio, feed = engine.portfolio, engine.feed
     start = None if backtest.start is None else backtest.start.value
     account = account_curves(portfolio, feed, start)
-    trips = _round_trips(portfolio)
+    last = np.array([portfolio.last[s] for s in portfolio.symbols])
+    trips = round_trips(portfolio.fill_log, len(portfolio.symbols), last)
     fees, traded_notional = _fill_totals(portfolio.fill_log)
     stats = metrics.summary(
         account.equity,
@@ -254,18 +255,6 @@ def _field(
     """One field of record tuples (in ``fields`` order) as an array, read straight into
     numpy: a field at a time is the quickest way from tuples to arrays."""
     return np.fromiter(map(itemgetter(fields.index(name)), rows), dtype, len(rows))
-
-
-def _round_trips(portfolio: Portfolio) -> RoundTrips:
-    """The run's trades, paired from its fills and funding."""
-    codes = {s: k for k, s in enumerate(portfolio.symbols)}
-    funding = (
-        np.array(portfolio.funding_after, dtype=np.int64),
-        np.array([codes[row[1]] for row in portfolio.funding], dtype=np.int64),
-        _field(portfolio.funding, FUNDING_FIELDS, "payment"),
-    )
-    last = np.array([portfolio.last[s] for s in portfolio.symbols])
-    return round_trips(portfolio.fill_log, len(codes), funding, last)
 
 
 def _closed_trades(trips: RoundTrips) -> tuple[np.ndarray, np.ndarray]:

@@ -151,11 +151,11 @@ class ReplayFeed:
     def index(self) -> pd.DatetimeIndex:
         """The distinct bar times of all symbols (UTC), the index of the results."""
         if len(self.symbols) == 1:  # its times are distinct already (checked)
-            return bar_index(self.times)
-        return bar_index(self.times[np.r_[True, self.times[1:] != self.times[:-1]]])
+            return _results_index(self.times)
+        return _results_index(self.times[np.r_[True, self.times[1:] != self.times[:-1]]])
 
 
-def bar_index(times: np.ndarray) -> pd.DatetimeIndex:
+def _results_index(times: np.ndarray) -> pd.DatetimeIndex:
     """Sorted bar times (ns) as a results' index, without copying them (a feed never
     changes its arrays)."""
     return pd.DatetimeIndex(times, dtype="datetime64[ns, UTC]", name="timestamp", copy=False)

@@ -29,22 +29,30 @@ TRADE_FIELDS = (
 
 class FillLog:
     """Each fill's time (ns), symbol (its position in the portfolio's symbols), signed
-    quantity (> 0 bought), price and fee, in flat typed arrays: a long run makes tens of
-    thousands, which read back from objects scattered over memory cost more than the
-    pairing itself."""
+    quantity (> 0 bought), price and fee, and each funding payment's place among the
+    fills (how many came before it), symbol and amount, in flat typed arrays: a long run
+    makes tens of thousands of fills, which read back from objects scattered over memory
+    cost more than the pairing itself."""
 
-    __slots__ = ("times", "symbols", "quantities", "prices", "fees")
+    __slots__ = (
+        "times", "symbols", "quantities", "prices", "fees",
+        "paid_after", "paid_symbols", "payments",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.times, self.symbols = array("q"), array("q")
         self.quantities, self.prices, self.fees = array("d"), array("d"), array("d")
+        self.paid_after, self.paid_symbols, self.payments = array("q"), array("q"), array("d")
 
-    def __len__(self) -> int:
-        return len(self.times)
+    def pay(self, symbol: int, payment: float) -> None:
+        """A funding payment on the symbol at position ``symbol``, after the fills so far."""
+        self.paid_after.append(len(self.times))
+        self.paid_symbols.append(symbol)
+        self.payments.append(payment)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """Copies (a live portfolio goes on recording): times, symbols, quantities,
-        prices, fees."""
+        """The fills' numbers, copied (a live portfolio goes on recording): times,
+        symbols, quantities, prices, fees."""
         return tuple(
             np.array(a) for a in (self.times, self.symbols, self.quantities, self.prices, self.fees)
         )
@@ -67,15 +75,9 @@ class RoundTrips:
         c["pnl"][k] = marked - c["fees"][k] + c["funding"][k]
 
 
-def round_trips(
-    log: FillLog,
-    symbols: int,
-    funding: tuple[np.ndarray, np.ndarray, np.ndarray],
-    last: np.ndarray,
-) -> RoundTrips:
-    """Pair the fills in ``log`` into trades; ``funding``: for each payment, how many
-    fills came before it, its symbol position and its amount; ``last``: the last price per
-    symbol position."""
+def round_trips(log: FillLog, symbols: int, last: np.ndarray) -> RoundTrips:
+    """Pair the fills in ``log`` into trades, over ``symbols`` symbols; ``last``: the last
+    price per symbol position."""
     times, codes, quantities, prices, fees = log.arrays()
     n = len(times)
     ints = np.empty((3, n + symbols), dtype=np.int64)  # side, entry time, exit time
@@ -84,7 +86,18 @@ def round_trips(
     from workbench.engine._ledger_kernel import pair  # numba: loaded when first needed
 
     closed, total = pair(
-        times, codes, quantities, prices, fees, *funding, symbols, which, ints, floats
+        times,
+        codes,
+        quantities,
+        prices,
+        fees,
+        np.array(log.paid_after),
+        np.array(log.paid_symbols),
+        np.array(log.payments),
+        symbols,
+        which,
+        ints,
+        floats,
     )
     side, entry_time, exit_time = ints[:, :total]
     quantity, entry_price, exit_price, fees_, funding_, pnl = floats[:, :total]

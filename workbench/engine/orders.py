@@ -117,7 +117,3 @@ class Fill(NamedTuple):
     price: float
     fee: float
     liquidity: str  # "maker", "taker" or "liquidation"
-
-    @property
-    def signed_quantity(self) -> float:
-        return self.quantity if self.side is Side.BUY else -self.quantity

@@ -61,9 +61,6 @@ class Snapshots:
         self.cash, self.quantity, self.basis = array("d"), array("d"), array("d")
         self._widths = (currencies, symbols)
 
-    def __len__(self) -> int:
-        return len(self.times)
-
     def drop_last(self) -> None:
         """Forget the last snapshot (a later one at the same time replaces it)."""
         currencies, symbols = self._widths
@@ -120,8 +117,7 @@ class Portfolio:
         self.last: dict[str, float] = dict.fromkeys(self.instruments, math.nan)
         self.funding: list[tuple] = []  # FUNDING_FIELDS
         self.fills: list[Fill] = []
-        self.fill_log = FillLog()  # the fills' numbers, paired into trades after a run
-        self.funding_after = array("q")  # per funding payment: how many fills came before
+        self.fill_log = FillLog()  # fills and funding as numbers, paired into trades after a run
         self.symbols = list(self.instruments)
         self._codes = {s: k for k, s in enumerate(self.symbols)}
         self.snapshots = Snapshots(len(self.cash), len(self.positions))
@@ -230,7 +226,7 @@ class Portfolio:
         self.cash[self.instruments[symbol].quote] += payment
         p.funding += payment
         self.funding.append((time, symbol, rate, mark_price, p.quantity, payment))
-        self.funding_after.append(len(self.fills))
+        self.fill_log.pay(self._codes[symbol], payment)
         return payment
 
     def liquidation_price(self, symbol: str) -> float:
